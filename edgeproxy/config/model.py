@@ -1,0 +1,433 @@
+"""
+The configuration as frozen, typed objects: one class per kind of section.
+
+Each field is a configuration key of the same name.  Its metadata holds the
+parser for the key's text and the key's documentation, so that the loader, the
+``--check`` output and the configuration reference all come from this one
+place.  A field without a default is a required key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from edgeproxy.config.values import (
+    parse_bool,
+    parse_duration,
+    parse_int,
+    parse_list,
+    parse_name,
+)
+from edgeproxy.core.addresses import AddressSet
+from edgeproxy.core.forwarding import ForwardingPolicy
+from edgeproxy.core.rewrite import LocationRewrite, Redirect, Rewrite
+from edgeproxy.core.routing import RouteMatch
+from edgeproxy.upstream.server_list import ServerSpec, parse_servers
+
+
+def setting(
+    parse: Callable[[str], Any], doc: str, default: Any = dataclasses.MISSING
+) -> Any:
+    """Declare a configuration key: its parser, its documentation, its default."""
+    return field(default=default, metadata={"parse": parse, "doc": doc})
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(parse_name(item) for item in parse_list(text))
+
+
+def _protocol(text: str) -> str:
+    protocol = text.strip().lower()
+    if protocol not in ("http", "tcp"):
+        raise ValueError(f"{text.strip()!r} is not a protocol (write http or tcp)")
+    return protocol
+
+
+def _text(text: str) -> str:
+    return text.strip()
+
+
+def _optional_name(text: str) -> str | None:
+    return parse_name(text) if text.strip() else None
+
+
+@dataclass(frozen=True)
+class GlobalSettings:
+    """The ``[edgeproxy]`` section: settings of the whole process."""
+
+    admin: str | None = setting(
+        _text,
+        "Endpoint of the admin surface (JSON status), e.g. "
+        "``tcp:9901:interface=127.0.0.1``.  Off when not given.",
+        default=None,
+    )
+
+
+@dataclass(frozen=True)
+class ListenerConfig:
+    """A ``[listener:NAME]`` section: one listening endpoint."""
+
+    name: str
+    protocol: str = setting(_protocol, "``http`` or ``tcp``.")
+    endpoint: str = setting(
+        _text,
+        "A Twisted server endpoint string: ``tcp:8080``, "
+        "``tcp:8080:interface=127.0.0.1``, ``ssl:8443:privateKey=...``, "
+        "``unix:/run/edgeproxy.sock``.",
+    )
+    routes: tuple[str, ...] = setting(
+        _names,
+        "``http`` listeners: the routes to try, in order (comma-separated names "
+        "of ``[route:NAME]`` sections).",
+        default=(),
+    )
+    upstream: str | None = setting(
+        _optional_name,
+        "``tcp`` listeners: the ``[upstream:NAME]`` to balance connections over.",
+        default=None,
+    )
+
+
+def _methods(text: str) -> frozenset[str]:
+    methods = frozenset(item.upper() for item in parse_list(text))
+    bad = sorted(m for m in methods if not m.isalpha())
+    if bad:
+        raise ValueError(f"{bad[0]!r} is not a method name")
+    return methods
+
+
+def _regex(text: str) -> str:
+    pattern = text.strip()
+    try:
+        re.compile(pattern.encode("utf-8"))
+    except re.error as error:
+        raise ValueError(f"{pattern!r} is not a regular expression: {error}") from None
+    return pattern
+
+
+def _redirect_status(text: str) -> int:
+    status = parse_int(text)
+    if status not in (301, 302, 303, 307, 308):
+        raise ValueError(f"{status} is not a redirect status (301, 302, 303, 307, 308)")
+    return status
+
+
+def _port(text: str) -> int | None:
+    if not text.strip():
+        return None
+    port = parse_int(text, minimum=1)
+    if port > 65535:
+        raise ValueError(f"{port} is not a port")
+    return port
+
+
+def _addresses(text: str) -> tuple[str, ...]:
+    entries = parse_list(text)
+    AddressSet(entries)
+    return entries
+
+
+def _servers(text: str) -> tuple[ServerSpec, ...]:
+    servers, problems = parse_servers(text, allow_tls=True)
+    if problems:
+        raise ValueError("; ".join(problems))
+    if not servers:
+        raise ValueError("no servers are listed")
+    return servers
+
+
+@dataclass(frozen=True)
+class RouteConfig:
+    """A ``[route:NAME]`` section: which requests go where, through which filters."""
+
+    name: str
+    upstream: str | None = setting(
+        _optional_name,
+        "The ``[upstream:NAME]`` that serves the route (required unless the "
+        "route redirects).",
+        default=None,
+    )
+    host: tuple[str, ...] = setting(
+        parse_list,
+        "Host names the route serves: exact (``api.example.com``) or wildcard "
+        "(``*.example.com``: one or more labels), compared without case, port "
+        "or trailing dot.  Any host when not given.",
+        default=(),
+    )
+    path_prefix: str = setting(
+        _text,
+        "Serve paths that start with this prefix, compared as received "
+        "(``/v1/`` does not match ``/v1``).",
+        default="",
+    )
+    path_regex: str = setting(
+        _regex,
+        "Serve paths in which this regular expression is found (anchor it with "
+        "``^...$`` to match the whole path); its groups serve ``redirect``.",
+        default="",
+    )
+    methods: frozenset[str] = setting(
+        _methods, "Serve only these methods (comma-separated).", default=frozenset()
+    )
+    query: tuple[str, ...] = setting(
+        parse_list,
+        "Query parameters that must be present: ``name`` (present) or "
+        "``name=value`` (that exact raw value), comma-separated.",
+        default=(),
+    )
+    filters: tuple[str, ...] = setting(
+        _names,
+        "Filters to run, in order, by the names of ``[filter:NAME]`` sections. "
+        "Requests run them in this order, responses in reverse.",
+        default=(),
+    )
+    rewrite: str = setting(
+        _text,
+        "``REGEX REPLACEMENT``: when the regex is found in the path, the path "
+        "sent upstream becomes the replacement, with ``$1``, ``${name}`` for "
+        "the groups; the query is kept (joined with ``&`` when the replacement "
+        "has one, dropped when it ends in ``?``).",
+        default="",
+    )
+    strip_prefix: str = setting(
+        _text, "Remove this prefix from the path sent upstream.", default=""
+    )
+    add_prefix: str = setting(
+        _text, "Put this prefix before the path sent upstream.", default=""
+    )
+    redirect: str = setting(
+        _text,
+        "Answer with a redirect to this URL or path instead of proxying; "
+        "``$1``, ``${name}`` are groups of ``rewrite`` or ``path_regex``.",
+        default="",
+    )
+    redirect_status: int = setting(
+        _redirect_status, "The status of ``redirect`` answers.", default=302
+    )
+    https_redirect: bool = setting(
+        parse_bool,
+        "Redirect every request to the same host and target over ``https://``.",
+        default=False,
+    )
+    https_port: int | None = setting(
+        _port,
+        "The port put in ``https_redirect`` URLs (443 when not given).",
+        default=None,
+    )
+    location_rewrite: bool = setting(
+        parse_bool,
+        "Rewrite ``Location``, ``Content-Location`` and ``Refresh`` fields that "
+        "point at the upstream server back to the public host (nginx's "
+        "``proxy_redirect default``).",
+        default=True,
+    )
+    location_rewrite_hosts: tuple[str, ...] = setting(
+        parse_list,
+        "More host names (``host`` or ``host:port``) the upstream calls itself, "
+        "for ``location_rewrite``.",
+        default=(),
+    )
+    trusted_proxies: tuple[str, ...] = setting(
+        _addresses,
+        "Addresses and CIDRs of proxies in front of edgeproxy whose "
+        "``X-Forwarded-*``, ``X-Real-IP`` and ``Forwarded`` fields are believed "
+        "(and whose ``X-Forwarded-For`` names the real client).  From any other "
+        "peer these fields are replaced.",
+        default=(),
+    )
+    preserve_host: bool = setting(
+        parse_bool,
+        "Send the client's ``Host`` upstream; when ``no``, send the server's "
+        "``host:port``.",
+        default=True,
+    )
+    x_forwarded_for: bool = setting(
+        parse_bool, "Append the client address to ``X-Forwarded-For``.", default=True
+    )
+    x_real_ip: bool = setting(
+        parse_bool, "Send ``X-Real-IP`` with the client address.", default=True
+    )
+    x_forwarded_proto: bool = setting(
+        parse_bool, "Send ``X-Forwarded-Proto`` (``http`` or ``https``).", default=True
+    )
+    x_forwarded_host: bool = setting(
+        parse_bool, "Send ``X-Forwarded-Host`` with the client's Host.", default=True
+    )
+    forwarded: bool = setting(
+        parse_bool, "Append an RFC 7239 ``Forwarded`` element.", default=True
+    )
+    forwarded_by: str = setting(
+        _text, "The ``by=`` node of ``Forwarded`` (left out when empty).", default=""
+    )
+    forwarded_for_port: bool = setting(
+        parse_bool, "Put the client's port in ``Forwarded: for=``.", default=False
+    )
+    via: bool = setting(parse_bool, "Append to ``Via``.", default=True)
+    via_pseudonym: str = setting(
+        _text, "The name edgeproxy gives itself in ``Via``.", default="edgeproxy"
+    )
+    header_equals: Mapping[str, str] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
+    header_regex: Mapping[str, str] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
+    specs: RouteSpecs | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class RouteSpecs:
+    """The working policy objects of a route, built from its keys."""
+
+    match: RouteMatch
+    rewrite: Rewrite
+    redirect: Redirect | None
+    location: LocationRewrite
+    forwarding: ForwardingPolicy
+
+
+@dataclass(frozen=True)
+class UpstreamConfig:
+    """An ``[upstream:NAME]`` section: a pool of servers."""
+
+    name: str
+    servers: tuple[ServerSpec, ...] = setting(
+        _servers,
+        "The servers, comma-separated: ``host:port``, ``[ipv6]:port`` or (for "
+        "HTTP upstreams) ``https://host:port``, each followed by parameters: "
+        "``weight=N`` (1 to 1000, default 1), ``max_conns=N`` (0: no cap), "
+        "``server_name=NAME`` (TLS name to verify), ``backup`` (used only while "
+        "no primary server is available), ``down`` (configured out).",
+    )
+    balance: str = setting(
+        parse_name,
+        "The balancing strategy plugin; its options are the ``balance.KEY`` keys.",
+        default="round_robin",
+    )
+    health: str | None = setting(
+        _optional_name,
+        "The active health-check plugin; its options are the ``health.KEY`` keys. "
+        "No active checks when not given.",
+        default=None,
+    )
+    max_fails: int = setting(
+        lambda text: parse_int(text, minimum=0),
+        "Passive health: failures within ``fail_timeout`` that take a server out "
+        "of rotation for ``fail_timeout`` (0 turns passive checks off).",
+        default=1,
+    )
+    fail_timeout: float = setting(
+        parse_duration,
+        "Passive health: the window for ``max_fails`` and how long a failed "
+        "server stays out.",
+        default=10.0,
+    )
+    health_interval: float = setting(
+        parse_duration,
+        "Active health: time between probes of each server.",
+        default=5.0,
+    )
+    health_timeout: float = setting(
+        parse_duration, "Active health: how long a probe may take.", default=2.0
+    )
+    rise: int = setting(
+        lambda text: parse_int(text, minimum=1),
+        "Active health: good probes in a row that bring a down server back.",
+        default=2,
+    )
+    fall: int = setting(
+        lambda text: parse_int(text, minimum=1),
+        "Active health: failed probes in a row that take an up server out.",
+        default=3,
+    )
+    health_options: Mapping[str, str] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
+    balance_options: Mapping[str, str] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
+
+
+@dataclass(frozen=True)
+class FilterConfig:
+    """A ``[filter:NAME]`` section: a configured filter plugin."""
+
+    name: str
+    plugin: str = setting(parse_name, "The filter plugin's name.")
+    options: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+
+@dataclass(frozen=True)
+class Config:
+    """
+    A whole configuration file, validated.
+
+    :ivar path: the file it was read from, as given.
+    """
+
+    path: str
+    settings: GlobalSettings
+    listeners: Mapping[str, ListenerConfig]
+    routes: Mapping[str, RouteConfig]
+    upstreams: Mapping[str, UpstreamConfig]
+    filters: Mapping[str, FilterConfig]
+
+
+@dataclass(frozen=True)
+class SectionKind:
+    """
+    One kind of section: how it is written and which class it becomes.
+
+    :ivar prefix: ``listener`` for ``[listener:NAME]``; the full name for a
+        singleton section such as ``[edgeproxy]``.
+    :ivar model: the frozen class the section becomes.
+    :ivar prefixed_keys: key prefixes (``health.``, ``header.``) whose keys
+        are collected, without the prefix, in the model field named.
+    :ivar plugin_options: the field that collects every key not in the model
+        (``[filter:NAME]`` passes them all to its plugin), or ``None``.
+    """
+
+    prefix: str
+    named: bool
+    model: type
+    prefixed_keys: Mapping[str, str] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
+    plugin_options: str | None = None
+
+    @property
+    def title(self) -> str:
+        """How the section is written, e.g. ``[listener:NAME]``."""
+        return f"[{self.prefix}:NAME]" if self.named else f"[{self.prefix}]"
+
+    def settings(self) -> list[dataclasses.Field[Any]]:
+        """The configuration keys of this kind: the fields that have a parser."""
+        return [f for f in dataclasses.fields(self.model) if "parse" in f.metadata]
+
+
+SECTION_KINDS: tuple[SectionKind, ...] = (
+    SectionKind("edgeproxy", named=False, model=GlobalSettings),
+    SectionKind("listener", named=True, model=ListenerConfig),
+    SectionKind(
+        "route",
+        named=True,
+        model=RouteConfig,
+        prefixed_keys=MappingProxyType(
+            {"header.": "header_equals", "header_regex.": "header_regex"}
+        ),
+    ),
+    SectionKind(
+        "upstream",
+        named=True,
+        model=UpstreamConfig,
+        prefixed_keys=MappingProxyType(
+            {"health.": "health_options", "balance.": "balance_options"}
+        ),
+    ),
+    SectionKind("filter", named=True, model=FilterConfig, plugin_options="options"),
+)

@@ -1,0 +1,338 @@
+"""
+How HTTP/1.1 message bodies are delimited, and the framing fields each side gets.
+
+A proxy reads a body framed one way and may send it on framed another way: a
+chunked upstream response goes to an HTTP/1.0 client delimited by closing the
+connection.  So the framing of what arrives is decided here from the received
+head (:func:`inspect_request`, :func:`response_body_framing`) and the framing
+fields of what leaves are derived afresh (:func:`frame_request`,
+:func:`frame_response`): ``Content-Length`` and ``Transfer-Encoding`` are never
+copied from one side to the other.
+
+Anything that could let two parties disagree about where a request ends
+(request smuggling) is refused with a :class:`FramingError`.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from edgeproxy.core.message import HeaderPair, Headers, RequestHead, ResponseHead
+from edgeproxy.errors import EdgeproxyError
+
+# Longer than this is beyond any real body; refusing it keeps int() cheap.
+_MAX_LENGTH_DIGITS = 18
+
+_CONTENT_LENGTH = b"content-length"
+_TRANSFER_ENCODING = b"transfer-encoding"
+_CONNECTION = b"connection"
+_HOST = b"host"
+_EXPECT = b"expect"
+_DATE = b"date"
+_REQUEST_FIELDS = frozenset(
+    (_CONTENT_LENGTH, _TRANSFER_ENCODING, _CONNECTION, _HOST, _EXPECT)
+)
+_RESPONSE_FIELDS = frozenset((_CONTENT_LENGTH, _TRANSFER_ENCODING))
+
+LAST_CHUNK = b"0\r\n\r\n"
+"""The chunk that ends a chunked body (no trailer fields)."""
+
+
+class FramingError(EdgeproxyError):
+    """
+    A message whose framing cannot be trusted or accepted.
+
+    :ivar status: the status the peer gets (400 for a bad request, 413 for a
+        body over the limit, 502 for an upstream response).
+    :ivar reason: a short reason for the log line and the error body.
+    """
+
+    def __init__(self, reason: str, status: int = 400) -> None:
+        self.reason = reason
+        self.status = status
+        super().__init__(reason)
+
+
+class BodyKind(enum.Enum):
+    """How a body is delimited."""
+
+    NONE = "none"
+    """No body at all (and no framing fields describe one)."""
+    LENGTH = "length"
+    """Exactly ``length`` bytes (``Content-Length``)."""
+    CHUNKED = "chunked"
+    """The chunked transfer coding."""
+    UNTIL_CLOSE = "until-close"
+    """Everything until the connection closes (responses only)."""
+
+
+@dataclass(frozen=True, slots=True)
+class BodyFraming:
+    """
+    How one body is delimited on the wire.
+
+    :ivar kind: the delimiting rule.
+    :ivar length: the byte count, for :attr:`BodyKind.LENGTH` only.
+    """
+
+    kind: BodyKind
+    length: int = 0
+
+    @property
+    def has_body(self) -> bool:
+        """Whether any body bytes can follow the head."""
+        if self.kind is BodyKind.LENGTH:
+            return self.length > 0
+        return self.kind is not BodyKind.NONE
+
+
+NO_BODY = BodyFraming(BodyKind.NONE)
+"""A message without a body."""
+CHUNKED = BodyFraming(BodyKind.CHUNKED)
+"""A chunked body."""
+UNTIL_CLOSE = BodyFraming(BodyKind.UNTIL_CLOSE)
+"""A body delimited by the connection closing."""
+_EMPTY = BodyFraming(BodyKind.LENGTH, 0)
+
+
+def fixed_length(length: int) -> BodyFraming:
+    """A body of exactly ``length`` bytes (``Content-Length: length``)."""
+    return _EMPTY if length == 0 else BodyFraming(BodyKind.LENGTH, length)
+
+
+@dataclass(frozen=True, slots=True)
+class RequestFraming:
+    """
+    What a request head says about its body and its connection.
+
+    :ivar body: how the request body is delimited.
+    :ivar keep_alive: whether the client wants the connection to persist.
+    :ivar expects_continue: whether the client waits for ``100 Continue``
+        before sending the body (HTTP/1.1 ``Expect: 100-continue``).
+    """
+
+    body: BodyFraming
+    keep_alive: bool
+    expects_continue: bool
+
+
+def chunk(data: bytes) -> bytes:
+    """Encode ``data`` as one chunk; empty data encodes to nothing."""
+    if not data:
+        return b""
+    return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+def inspect_request(head: RequestHead) -> RequestFraming:
+    """
+    Decide a request's body framing and persistence, refusing ambiguous heads.
+
+    One pass over the fields.  Refused with a :class:`FramingError` (status
+    400): ``Content-Length`` together with ``Transfer-Encoding``; several
+    differing ``Content-Length`` values (identical repeats are folded); a
+    ``Content-Length`` that is not digits; a ``Transfer-Encoding`` other than
+    ``chunked`` (whose final coding is not chunked, or which has other
+    codings we could not pass on faithfully); ``Transfer-Encoding`` in an
+    HTTP/1.0 request; an HTTP/1.1 request without exactly one ``Host``.
+    """
+    fields = _fields(head.headers, _REQUEST_FIELDS)
+    lengths = fields.get(_CONTENT_LENGTH)
+    codings = fields.get(_TRANSFER_ENCODING)
+    hosts = len(fields.get(_HOST, ()))
+    expects_continue = b"100-continue" in _tokens(fields.get(_EXPECT, []))
+    http11 = head.version == b"1.1"
+    if hosts > 1 or (http11 and hosts == 0):
+        raise FramingError("an HTTP/1.1 request needs exactly one Host field")
+    if codings is not None:
+        if lengths is not None:
+            raise FramingError("Content-Length together with Transfer-Encoding")
+        if not http11:
+            raise FramingError("Transfer-Encoding in an HTTP/1.0 request")
+        if _tokens(codings) != [b"chunked"]:
+            raise FramingError("Transfer-Encoding other than chunked")
+        body = CHUNKED
+    elif lengths is not None:
+        body = fixed_length(_content_length(lengths))
+    else:
+        body = NO_BODY
+    return RequestFraming(
+        body,
+        _persists(http11, fields.get(_CONNECTION)),
+        expects_continue and http11,
+    )
+
+
+def response_body_framing(
+    request_method: bytes, status: int, headers: Headers
+) -> BodyFraming:
+    """
+    Decide how a response body is delimited (RFC 9112, section 6.3).
+
+    No body for a response to ``HEAD`` and for 1xx, 204 and 304; otherwise
+    chunked, ``Content-Length``, or until the connection closes when the
+    response has neither.  Refused with a :class:`FramingError` (status 502):
+    both fields, differing or malformed lengths, and transfer codings other
+    than ``chunked`` (they could not be passed on faithfully).
+    """
+    if request_method == b"HEAD" or status < 200 or status in (204, 304):
+        return NO_BODY
+    fields = _fields(headers, _RESPONSE_FIELDS)
+    lengths = fields.get(_CONTENT_LENGTH)
+    codings = fields.get(_TRANSFER_ENCODING)
+    if codings is not None:
+        if lengths is not None:
+            raise FramingError("Content-Length together with Transfer-Encoding", 502)
+        if _tokens(codings) != [b"chunked"]:
+            raise FramingError("transfer coding other than chunked", 502)
+        return CHUNKED
+    if lengths is not None:
+        try:
+            return fixed_length(_content_length(lengths))
+        except FramingError as error:
+            raise FramingError(error.reason, 502) from None
+    return UNTIL_CLOSE
+
+
+def connection_persists(version: bytes, headers: Headers) -> bool:
+    """
+    Whether a message lets its connection persist after it.
+
+    HTTP/1.1 persists unless ``Connection`` has ``close``; HTTP/1.0 only with
+    ``Connection: keep-alive``.
+    """
+    return _persists(version == b"1.1", headers.get_all(_CONNECTION) or None)
+
+
+def frame_request(head: RequestHead, body: BodyFraming) -> None:
+    """
+    Rewrite a request head's framing fields for an HTTP/1.1 upstream.
+
+    Any ``Content-Length`` and ``Transfer-Encoding`` are replaced by the ones
+    ``body`` needs: ``Content-Length`` for a fixed length (``0`` included, so
+    a ``POST`` with an empty body keeps saying so), ``Transfer-Encoding:
+    chunked`` for a body of unknown length, nothing when there is no body.
+    """
+    pairs = [
+        pair
+        for pair in head.headers.pairs
+        if pair[0].lower() not in (_CONTENT_LENGTH, _TRANSFER_ENCODING)
+    ]
+    if body.kind is BodyKind.LENGTH:
+        pairs.append((b"Content-Length", b"%d" % body.length))
+    elif body.kind is not BodyKind.NONE:
+        pairs.append((b"Transfer-Encoding", b"chunked"))
+    head.headers.pairs = pairs
+
+
+def frame_response(
+    head: ResponseHead,
+    request_method: bytes,
+    client_version: bytes,
+    body: BodyFraming,
+    *,
+    keep_alive: bool,
+    date: bytes = b"",
+) -> tuple[BodyFraming, bool]:
+    """
+    Rewrite a response head's framing fields for the client.
+
+    :param body: how the body that will be sent is delimited where it comes
+        from (the upstream's framing, or a fixed length for a local answer).
+    :param keep_alive: whether the connection may persist as far as the
+        request and the server are concerned.
+    :param date: an HTTP-date added as ``Date`` when the head has none.
+    :return: how the body goes to the client, and whether the connection
+        persists after it.
+
+    The head loses its ``Content-Length``, ``Transfer-Encoding`` and
+    ``Connection`` fields and gets the ones that match what is sent: a body
+    of unknown length is chunked to an HTTP/1.1 client and delimited by
+    closing the connection to an HTTP/1.0 client.  A response without a
+    body (to ``HEAD``; 1xx, 204, 304) keeps the ``Content-Length`` it came
+    with for ``HEAD`` and 304, where it describes the representation.  A
+    ``close`` token in the head's ``Connection`` field closes the connection.
+    """
+    status = head.status
+    no_body = request_method == b"HEAD" or status < 200 or status in (204, 304)
+    keep_length = no_body and status >= 200 and status != 204
+    pairs: list[HeaderPair] = []
+    has_date = False
+    for pair in head.headers.pairs:
+        key = pair[0].lower()
+        if key == _CONNECTION:
+            if b"close" in _tokens([pair[1]]):
+                keep_alive = False
+        elif key == _TRANSFER_ENCODING or (key == _CONTENT_LENGTH and not keep_length):
+            pass
+        else:
+            has_date = has_date or key == _DATE
+            pairs.append(pair)
+    if no_body:
+        sent = NO_BODY
+    elif body.kind is BodyKind.LENGTH:
+        sent = body
+    elif body.kind is BodyKind.NONE:
+        sent = _EMPTY
+    elif client_version == b"1.1":
+        sent = CHUNKED
+    else:
+        sent = UNTIL_CLOSE
+        keep_alive = False
+    if sent.kind is BodyKind.LENGTH:
+        pairs.append((b"Content-Length", b"%d" % sent.length))
+    elif sent.kind is BodyKind.CHUNKED:
+        pairs.append((b"Transfer-Encoding", b"chunked"))
+    if date and not has_date:
+        pairs.append((b"Date", date))
+    if not keep_alive:
+        pairs.append((b"Connection", b"close"))
+    elif client_version != b"1.1":
+        pairs.append((b"Connection", b"keep-alive"))
+    head.headers.pairs = pairs
+    return sent, keep_alive
+
+
+def _fields(headers: Headers, wanted: frozenset[bytes]) -> dict[bytes, list[bytes]]:
+    """The values of the ``wanted`` (lower-case) fields, by lower-case name."""
+    found: dict[bytes, list[bytes]] = {}
+    for name, value in headers.pairs:
+        key = name.lower()
+        if key in wanted:
+            found.setdefault(key, []).append(value)
+    return found
+
+
+def _tokens(values: list[bytes]) -> list[bytes]:
+    """The comma-separated tokens of field values, trimmed and lower-cased."""
+    tokens = []
+    for value in values:
+        for part in value.split(b","):
+            token = part.strip(b" \t")
+            if token:
+                tokens.append(token.lower())
+    return tokens
+
+
+def _persists(http11: bool, connection: list[bytes] | None) -> bool:
+    if connection is None:
+        return http11
+    tokens = _tokens(connection)
+    if b"close" in tokens:
+        return False
+    return http11 or b"keep-alive" in tokens
+
+
+def _content_length(values: list[bytes]) -> int:
+    """The one length that (non-empty) ``Content-Length`` values state."""
+    found = -1
+    for value in values:
+        for part in value.split(b","):
+            digits = part.strip(b" \t")
+            if not digits.isdigit() or len(digits) > _MAX_LENGTH_DIGITS:
+                raise FramingError("malformed Content-Length")
+            length = int(digits)
+            if found not in (-1, length):
+                raise FramingError("differing Content-Length values")
+            found = length
+    return found

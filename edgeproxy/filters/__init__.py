@@ -1,0 +1,1 @@
+"""Built-in filters; each module holds one filter and its factory."""

@@ -1,0 +1,26 @@
+"""
+edgeproxy's built-in plugins, registered exactly as a third party's would be.
+
+Each plugin object imported here is found by ``twisted.plugin``; ``twistd
+edgeproxy --list-plugins`` shows them.
+"""
+
+from edgeproxy.balancing.hash import hash_factory
+from edgeproxy.balancing.least_conn import least_conn_factory
+from edgeproxy.balancing.least_time import least_time_factory
+from edgeproxy.balancing.random_two import random_two_factory
+from edgeproxy.balancing.round_robin import round_robin_factory
+from edgeproxy.balancing.sticky import sticky_factory
+from edgeproxy.balancing.weighted import weighted_factory
+from edgeproxy.filters.headers import headers_factory
+
+__all__ = [
+    "hash_factory",
+    "headers_factory",
+    "least_conn_factory",
+    "least_time_factory",
+    "random_two_factory",
+    "round_robin_factory",
+    "sticky_factory",
+    "weighted_factory",
+]
