@@ -108,6 +108,9 @@ class IUpstreamServer(Interface):
     host = Attribute("Host name or address (str) to connect to.")
     port = Attribute("Port (int).")
     tls = Attribute("Whether connections use TLS (bool).")
+    server_name = Attribute(
+        "The TLS name to send and verify (str): the configured one or the host."
+    )
     weight = Attribute("Configured weight (int, at least 1).")
     active = Attribute("Requests or connections in flight on this server now (int).")
 

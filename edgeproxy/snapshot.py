@@ -13,28 +13,52 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-from edgeproxy.config.model import Config
+from edgeproxy.config.model import Config, RouteConfig, RouteSpecs
+from edgeproxy.core.routing import RouteTable
 from edgeproxy.errors import ConfigError, ConfigProblem, OptionError
-from edgeproxy.interfaces import IBalancingStrategy, IFilter, IHealthCheck
+from edgeproxy.interfaces import IFilter, IHealthCheck
 from edgeproxy.plugin_environment import PluginEnvironment
 from edgeproxy.registry import PluginRegistry
+from edgeproxy.upstream.pool import UpstreamPool
+from edgeproxy.upstream.server import HealthPolicy, ServerTransition, UpstreamServer
+
+
+@dataclass(frozen=True)
+class Route:
+    """
+    A route ready to serve: its policy, its filter chain and its pool.
+
+    :ivar name: the route's name.
+    :ivar config: its section.
+    :ivar specs: its routing, rewrite, redirect and forwarding policy.
+    :ivar filters: its filters, in request order.
+    :ivar pool: the pool that serves it (``None`` for a redirect-only route).
+    """
+
+    name: str
+    config: RouteConfig
+    specs: RouteSpecs
+    filters: tuple[IFilter, ...]
+    pool: UpstreamPool | None
 
 
 @dataclass(frozen=True)
 class Snapshot:
     """
-    Everything a request needs, built from one configuration.
+    Everything a request or connection needs, built from one configuration.
 
     :ivar config: the validated configuration it was built from.
     :ivar filters: the built filter of each ``[filter:NAME]``, by name.
-    :ivar strategies: the balancing strategy of each upstream, by upstream name.
+    :ivar pools: the pool of each ``[upstream:NAME]``, by name.
     :ivar health_checks: the health check of each upstream that has one.
+    :ivar route_tables: for each http listener, its routes in order.
     """
 
     config: Config
     filters: Mapping[str, IFilter]
-    strategies: Mapping[str, IBalancingStrategy]
+    pools: Mapping[str, UpstreamPool]
     health_checks: Mapping[str, IHealthCheck]
+    route_tables: Mapping[str, RouteTable[Route]]
 
 
 class SnapshotHolder:
@@ -49,11 +73,21 @@ class SnapshotHolder:
         return previous
 
 
+TransitionObserver = Callable[[ServerTransition], None]
+
+
 def build_snapshot(
-    config: Config, registry: PluginRegistry, environment: PluginEnvironment
+    config: Config,
+    registry: PluginRegistry,
+    environment: PluginEnvironment,
+    previous: Snapshot | None = None,
+    on_transition: TransitionObserver | None = None,
 ) -> Snapshot:
     """
-    Build every plugin object that ``config`` names.
+    Build every working object that ``config`` describes.
+
+    With ``previous`` (a reload), servers still in the configuration keep
+    their health, admin state and counters.
 
     :raises edgeproxy.errors.ConfigError: listing every unknown plugin and every
         option a plugin rejected, with file, section and key.
@@ -70,8 +104,9 @@ def build_snapshot(
         )
         for name, section in config.filters.items()
     }
-    strategies = {
-        name: builder.build(
+    pools = {}
+    for name, upstream in config.upstreams.items():
+        strategy = builder.build(
             "balancing strategy",
             upstream.balance,
             upstream.balance_options,
@@ -79,8 +114,18 @@ def build_snapshot(
             name_key="balance",
             option_prefix="balance.",
         )
-        for name, upstream in config.upstreams.items()
-    }
+        policy = HealthPolicy(
+            max_fails=upstream.max_fails,
+            fail_timeout=upstream.fail_timeout,
+            rise=upstream.rise,
+            fall=upstream.fall,
+        )
+        servers = [
+            UpstreamServer(spec, policy, on_transition=on_transition)
+            for spec in upstream.servers
+        ]
+        if strategy is not None:
+            pools[name] = UpstreamPool(name, servers, strategy)
     health_checks = {
         name: builder.build(
             "health check",
@@ -95,11 +140,42 @@ def build_snapshot(
     }
     if builder.problems:
         raise ConfigError(builder.problems)
+    if previous is not None:
+        now = environment.reactor.seconds()
+        for name, pool in pools.items():
+            old = previous.pools.get(name)
+            if old is not None:
+                pool.carry_state_from(old, now)
+    route_tables = {
+        listener.name: RouteTable(
+            (route.specs.match, _route(route, filters, pools))
+            for route in (config.routes[name] for name in listener.routes)
+            if route.specs is not None
+        )
+        for listener in config.listeners.values()
+        if listener.protocol == "http"
+    }
     return Snapshot(
         config=config,
         filters=MappingProxyType(filters),
-        strategies=MappingProxyType(strategies),
+        pools=MappingProxyType(pools),
         health_checks=MappingProxyType(health_checks),
+        route_tables=MappingProxyType(route_tables),
+    )
+
+
+def _route(
+    config: RouteConfig,
+    filters: Mapping[str, IFilter],
+    pools: Mapping[str, UpstreamPool],
+) -> Route:
+    assert config.specs is not None
+    return Route(
+        name=config.name,
+        config=config,
+        specs=config.specs,
+        filters=tuple(filters[name] for name in config.filters),
+        pool=pools[config.upstream] if config.upstream is not None else None,
     )
 
 

@@ -110,6 +110,7 @@ class FakeServer:
         self.weight = weight
         self.active = active
         self.tls = tls
+        self.server_name = host
         self.key = f"{host}:{port}"
 
     def __repr__(self) -> str:

@@ -16,7 +16,7 @@ Anything that could let two parties disagree about where a request ends
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from edgeproxy.core.message import HeaderPair, Headers, RequestHead, ResponseHead
 from edgeproxy.errors import EdgeproxyError
@@ -30,10 +30,11 @@ _CONNECTION = b"connection"
 _HOST = b"host"
 _EXPECT = b"expect"
 _DATE = b"date"
+# The fields each pass looks at; any other field costs one lower() and one lookup.
 _REQUEST_FIELDS = frozenset(
     (_CONTENT_LENGTH, _TRANSFER_ENCODING, _CONNECTION, _HOST, _EXPECT)
 )
-_RESPONSE_FIELDS = frozenset((_CONTENT_LENGTH, _TRANSFER_ENCODING))
+_FRAMED_FIELDS = frozenset((_CONTENT_LENGTH, _TRANSFER_ENCODING, _CONNECTION, _DATE))
 
 LAST_CHUNK = b"0\r\n\r\n"
 """The chunk that ends a chunked body (no trailer fields)."""
@@ -67,10 +68,9 @@ class BodyKind(enum.Enum):
     """Everything until the connection closes (responses only)."""
 
 
-@dataclass(frozen=True, slots=True)
-class BodyFraming:
+class BodyFraming(NamedTuple):
     """
-    How one body is delimited on the wire.
+    How one body is delimited on the wire (an immutable value).
 
     :ivar kind: the delimiting rule.
     :ivar length: the byte count, for :attr:`BodyKind.LENGTH` only.
@@ -101,10 +101,9 @@ def fixed_length(length: int) -> BodyFraming:
     return _EMPTY if length == 0 else BodyFraming(BodyKind.LENGTH, length)
 
 
-@dataclass(frozen=True, slots=True)
-class RequestFraming:
+class RequestFraming(NamedTuple):
     """
-    What a request head says about its body and its connection.
+    What a request head says about its body and its connection (a value).
 
     :ivar body: how the request body is delimited.
     :ivar keep_alive: whether the client wants the connection to persist.
@@ -136,29 +135,43 @@ def inspect_request(head: RequestHead) -> RequestFraming:
     codings we could not pass on faithfully); ``Transfer-Encoding`` in an
     HTTP/1.0 request; an HTTP/1.1 request without exactly one ``Host``.
     """
-    fields = _fields(head.headers, _REQUEST_FIELDS)
-    lengths = fields.get(_CONTENT_LENGTH)
-    codings = fields.get(_TRANSFER_ENCODING)
-    hosts = len(fields.get(_HOST, ()))
-    expects_continue = b"100-continue" in _tokens(fields.get(_EXPECT, []))
+    lengths: list[bytes] = []
+    codings: list[bytes] = []
+    connection: list[bytes] = []
+    hosts = 0
+    expects_continue = False
+    for name, value in head.headers.pairs:
+        key = name.lower()
+        if key not in _REQUEST_FIELDS:
+            continue
+        if key == _HOST:
+            hosts += 1
+        elif key == _CONNECTION:
+            connection.append(value)
+        elif key == _CONTENT_LENGTH:
+            lengths.append(value)
+        elif key == _TRANSFER_ENCODING:
+            codings.append(value)
+        elif value.strip(b" \t").lower() == b"100-continue":
+            expects_continue = True
     http11 = head.version == b"1.1"
     if hosts > 1 or (http11 and hosts == 0):
         raise FramingError("an HTTP/1.1 request needs exactly one Host field")
-    if codings is not None:
-        if lengths is not None:
+    if codings:
+        if lengths:
             raise FramingError("Content-Length together with Transfer-Encoding")
         if not http11:
             raise FramingError("Transfer-Encoding in an HTTP/1.0 request")
         if _tokens(codings) != [b"chunked"]:
             raise FramingError("Transfer-Encoding other than chunked")
         body = CHUNKED
-    elif lengths is not None:
+    elif lengths:
         body = fixed_length(_content_length(lengths))
     else:
         body = NO_BODY
     return RequestFraming(
         body,
-        _persists(http11, fields.get(_CONNECTION)),
+        _persists(http11, connection),
         expects_continue and http11,
     )
 
@@ -177,21 +190,31 @@ def response_body_framing(
     """
     if request_method == b"HEAD" or status < 200 or status in (204, 304):
         return NO_BODY
-    fields = _fields(headers, _RESPONSE_FIELDS)
-    lengths = fields.get(_CONTENT_LENGTH)
-    codings = fields.get(_TRANSFER_ENCODING)
-    if codings is not None:
-        if lengths is not None:
+    lengths: list[bytes] = []
+    codings: list[bytes] = []
+    for name, value in headers.pairs:
+        key = name.lower()
+        if key == _CONTENT_LENGTH:
+            lengths.append(value)
+        elif key == _TRANSFER_ENCODING:
+            codings.append(value)
+    if codings:
+        if lengths:
             raise FramingError("Content-Length together with Transfer-Encoding", 502)
         if _tokens(codings) != [b"chunked"]:
             raise FramingError("transfer coding other than chunked", 502)
         return CHUNKED
-    if lengths is not None:
+    if lengths:
         try:
             return fixed_length(_content_length(lengths))
         except FramingError as error:
             raise FramingError(error.reason, 502) from None
     return UNTIL_CLOSE
+
+
+def connection_tokens(headers: Headers) -> list[bytes]:
+    """The lower-cased tokens of a head's ``Connection`` fields, in order."""
+    return _tokens(headers.get_all(_CONNECTION))
 
 
 def connection_persists(version: bytes, headers: Headers) -> bool:
@@ -201,7 +224,7 @@ def connection_persists(version: bytes, headers: Headers) -> bool:
     HTTP/1.1 persists unless ``Connection`` has ``close``; HTTP/1.0 only with
     ``Connection: keep-alive``.
     """
-    return _persists(version == b"1.1", headers.get_all(_CONNECTION) or None)
+    return _persists(version == b"1.1", headers.get_all(_CONNECTION))
 
 
 def frame_request(head: RequestHead, body: BodyFraming) -> None:
@@ -250,26 +273,33 @@ def frame_response(
     of unknown length is chunked to an HTTP/1.1 client and delimited by
     closing the connection to an HTTP/1.0 client.  A response without a
     body (to ``HEAD``; 1xx, 204, 304) keeps the ``Content-Length`` it came
-    with for ``HEAD`` and 304, where it describes the representation.  A
+    with for ``HEAD`` and 304, where it describes the representation (a
+    ``HEAD`` without one gets ``body``'s length, if known).  A
     ``close`` token in the head's ``Connection`` field closes the connection.
     """
     status = head.status
     no_body = request_method == b"HEAD" or status < 200 or status in (204, 304)
     keep_length = no_body and status >= 200 and status != 204
     pairs: list[HeaderPair] = []
-    has_date = False
+    has_date = has_length = False
     for pair in head.headers.pairs:
         key = pair[0].lower()
-        if key == _CONNECTION:
+        if key not in _FRAMED_FIELDS:
+            pairs.append(pair)
+        elif key == _CONNECTION:
             if b"close" in _tokens([pair[1]]):
                 keep_alive = False
         elif key == _TRANSFER_ENCODING or (key == _CONTENT_LENGTH and not keep_length):
             pass
         else:
             has_date = has_date or key == _DATE
+            has_length = has_length or key == _CONTENT_LENGTH
             pairs.append(pair)
     if no_body:
         sent = NO_BODY
+        # A HEAD answered here states the length a GET would get.
+        if keep_length and status != 304 and not has_length and body.length:
+            pairs.append((b"Content-Length", b"%d" % body.length))
     elif body.kind is BodyKind.LENGTH:
         sent = body
     elif body.kind is BodyKind.NONE:
@@ -293,16 +323,6 @@ def frame_response(
     return sent, keep_alive
 
 
-def _fields(headers: Headers, wanted: frozenset[bytes]) -> dict[bytes, list[bytes]]:
-    """The values of the ``wanted`` (lower-case) fields, by lower-case name."""
-    found: dict[bytes, list[bytes]] = {}
-    for name, value in headers.pairs:
-        key = name.lower()
-        if key in wanted:
-            found.setdefault(key, []).append(value)
-    return found
-
-
 def _tokens(values: list[bytes]) -> list[bytes]:
     """The comma-separated tokens of field values, trimmed and lower-cased."""
     tokens = []
@@ -314,8 +334,8 @@ def _tokens(values: list[bytes]) -> list[bytes]:
     return tokens
 
 
-def _persists(http11: bool, connection: list[bytes] | None) -> bool:
-    if connection is None:
+def _persists(http11: bool, connection: list[bytes]) -> bool:
+    if not connection:
         return http11
     tokens = _tokens(connection)
     if b"close" in tokens:

@@ -13,10 +13,13 @@ most the one read that started it.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Generic, TypeVar
 
 import httptools
 
 from edgeproxy.core.message import HeaderPair
+
+Parser = TypeVar("Parser", httptools.HttpRequestParser, httptools.HttpResponseParser)
 
 # Bytes a field line adds besides its name and value (": " and CRLF).
 _FIELD_LINE_OVERHEAD = 4
@@ -36,7 +39,7 @@ class MessageError(Exception):
         super().__init__(f"{status} {reason}")
 
 
-class MessageReader:
+class MessageReader(Generic[Parser]):
     """
     Feeds bytes to one httptools parser and reports messages to its owner.
 
@@ -80,8 +83,7 @@ class MessageReader:
 
     def __init__(
         self,
-        new_parser: Callable[[MessageReader], httptools.HttpRequestParser]
-        | Callable[[MessageReader], httptools.HttpResponseParser],
+        new_parser: Callable[[MessageReader[Parser]], Parser],
         begun: Callable[[], None],
         head: Callable[[], None],
         body: Callable[[bytes], None],
@@ -91,7 +93,7 @@ class MessageReader:
         max_field_count: int,
         max_target_length: int = 0,
     ) -> None:
-        self._new_parser = new_parser
+        self._new_parser: Callable[[MessageReader[Parser]], Parser] = new_parser
         self._begun = begun
         self._head = head
         self._body = body
@@ -110,7 +112,7 @@ class MessageReader:
         self.in_head = False
         self.target = b""
         self.reason = b""
-        self.parser = new_parser(self)
+        self.parser: Parser = new_parser(self)
 
     def feed(self, data: bytes) -> None:
         """

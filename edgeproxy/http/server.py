@@ -34,22 +34,32 @@ import enum
 import typing
 from collections import deque
 from dataclasses import dataclass
+from email.utils import formatdate
+from functools import lru_cache
 from typing import cast
 
 import httptools
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.interfaces import IAddress, IProtocol, IPushProducer, IReactorTime
-from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from edgeproxy.core.framing import BodyKind, FramingError, inspect_request
-from edgeproxy.core.message import Headers, LocalResponse, RequestHead
+from edgeproxy.core.framing import (
+    BodyKind,
+    FramingError,
+    fixed_length,
+    frame_response,
+    inspect_request,
+)
+from edgeproxy.core.message import Headers, LocalResponse, RequestHead, ResponseHead
 from edgeproxy.http.body import BodyStream
 from edgeproxy.http.deadline import Deadline
 from edgeproxy.http.message_reader import MessageError, MessageReader
-from edgeproxy.http.server_exchange import ServerExchange, StreamTransport
+from edgeproxy.http.server_exchange import ServerExchange
+from edgeproxy.http.transport import StreamTransport
+from edgeproxy.http.wire import response_bytes
 
 _log = Logger()
 
@@ -110,7 +120,9 @@ class HTTPServerProtocol(Protocol):
 
     The protocol is its transport's producer: when the client's socket is
     full, the transport pauses it and it pauses the producer of the response
-    being sent (see :meth:`ServerExchange.send_head`).
+    being sent (see :meth:`ServerExchange.send_head`).  The methods of
+    :class:`~edgeproxy.http.server_exchange.ExchangeConnection` are for its
+    exchanges only.
     """
 
     def __init__(
@@ -122,7 +134,7 @@ class HTTPServerProtocol(Protocol):
         self._reactor = reactor
         self._handler = handler
         self._settings = settings = settings or ServerSettings()
-        self._reader = MessageReader(
+        self._reader: MessageReader[httptools.HttpRequestParser] = MessageReader(
             httptools.HttpRequestParser,
             _nothing,
             self._head_received,
@@ -153,12 +165,12 @@ class HTTPServerProtocol(Protocol):
         self._client_host = ""
         self._client_port = 0
 
-    # --- Twisted's side --------------------------------------------------------
+    # --- Twisted's side ------------------------------------------------------
 
     def connectionMade(self) -> None:
         """Start the head timer and become the transport's producer."""
         stream = self._stream = cast(StreamTransport, self.transport)
-        peer: IAddress = stream.getPeer()
+        peer = stream.getPeer()
         if isinstance(peer, IPv4Address | IPv6Address):
             self._client_host, self._client_port = peer.host, peer.port
         stream.registerProducer(self, True)
@@ -183,7 +195,7 @@ class HTTPServerProtocol(Protocol):
             self._reject(error)
         except httptools.HttpParserCallbackError as error:
             _log.failure(
-                "request parsing failed unexpectedly",
+                "parsing a request failed unexpectedly",
                 Failure(error.__context__ or error),
             )
             self._reject(MessageError(500, "internal error"))
@@ -191,5 +203,337 @@ class HTTPServerProtocol(Protocol):
             self._reject(MessageError(400, f"malformed request: {error}"))
         self._dispatch()
 
-    def connectionLost(self, reason: Failure = _nothing_failure()) -> None:  # type: ignore[has-type]
-        """Fail what is in progress; forget what was waiting."""
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        """End the exchanges in progress; forget the ones waiting."""
+        self._closing = True
+        self._parsing = False
+        self._deadline.cancel()
+        self._send_deadline.cancel()
+        if self._tunnel is not None:
+            self._tunnel.connectionLost(reason)
+            return
+        self._queue.clear()
+        self._held = []
+        self.stopProducing()
+        receiving, active = self._receiving, self._active
+        self._receiving = self._active = None
+        if receiving is not None and receiving is not active:
+            receiving.client_gone()
+        if active is not None:
+            active.client_gone()
+
+    def pauseProducing(self) -> None:
+        """The client's socket is full: pause the response's producer."""
+        self._writing_paused = True
+        if self._producer is not None:
+            self._producer.pauseProducing()
+        if self._settings.send_timeout:
+            self._send_deadline.arm(_Timer.SEND, self._settings.send_timeout)
+
+    def resumeProducing(self) -> None:
+        """The client's socket drained: resume the response's producer."""
+        self._writing_paused = False
+        self._send_deadline.disarm()
+        if self._producer is not None:
+            self._producer.resumeProducing()
+
+    def stopProducing(self) -> None:
+        """The connection is going: stop the response's producer."""
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            producer.stopProducing()
+
+    # --- ExchangeConnection, for the exchanges -------------------------------
+
+    def write(self, data: bytes) -> None:
+        """Write to the client."""
+        if self._stream is not None:
+            self._stream.write(data)
+
+    def http_date(self) -> bytes:
+        """The reactor's time as an HTTP-date."""
+        return _http_date(int(self._reactor.seconds()))
+
+    def may_persist(self) -> bool:
+        """Whether the connection has no reason of its own to close."""
+        return not self._closing
+
+    def response_started(
+        self, exchange: ServerExchange, producer: IPushProducer | None
+    ) -> None:
+        """Relay the client's pace to ``producer`` until the response ends."""
+        if producer is None or exchange is not self._active:
+            return
+        self._producer = producer
+        if self._writing_paused:
+            producer.pauseProducing()
+
+    def response_finished(self, exchange: ServerExchange, keep_alive: bool) -> None:
+        """Go on with the next request, or close."""
+        if exchange is not self._active:
+            return
+        self._active = None
+        self._producer = None
+        self._served += 1
+        if keep_alive:
+            self._dispatch()
+        else:
+            self._close()
+
+    def response_aborted(self, exchange: ServerExchange) -> None:
+        """Drop the connection."""
+        if exchange is self._active:
+            self._abort()
+
+    def request_body_paused(self, paused: bool) -> None:
+        """Count the request body's wish to pause reading."""
+        self._body_pauses += 1 if paused else -1
+        self._update_reading()
+
+    def protocols_switched(self, protocol: IProtocol) -> None:
+        """From now on, ``protocol`` owns the connection."""
+        stream = self._stream
+        if stream is None or self._closing:
+            return
+        self._active = None
+        self._producer = None
+        self._tunnel = protocol
+        self._deadline.cancel()
+        self._send_deadline.cancel()
+        stream.unregisterProducer()
+        if self._reading_paused:
+            self._reading_paused = False
+            stream.resumeProducing()
+        assert self.transport is not None  # connected, since _stream is set
+        protocol.makeConnection(self.transport)
+        held = b"".join(self._held)
+        self._held = []
+        if held:
+            protocol.dataReceived(held)
+
+    # --- parser callbacks ----------------------------------------------------
+
+    def _head_received(self) -> None:
+        reader = self._reader
+        parser = reader.parser
+        http_version = parser.get_http_version()
+        version = _VERSIONS.get(http_version)
+        if version is None:
+            if http_version >= "2":
+                raise MessageError(505, "HTTP version not supported")
+            raise MessageError(400, "malformed request line")
+        method = parser.get_method()
+        if method == b"CONNECT":
+            raise MessageError(405, "CONNECT is not served here")
+        headers = Headers()
+        headers.pairs = reader.take_headers()
+        request = RequestHead(method, reader.target, headers, version)
+        try:
+            framing = inspect_request(request)
+        except FramingError as error:
+            raise MessageError(error.status, error.reason) from None
+        settings = self._settings
+        body = framing.body
+        if (
+            settings.max_body_size
+            and body.kind is BodyKind.LENGTH
+            and body.length > settings.max_body_size
+        ):
+            raise MessageError(413, "request body too large")
+        exchange = ServerExchange(
+            self,
+            request,
+            framing,
+            client_host=self._client_host,
+            client_port=self._client_port,
+            received_at=self._reactor.seconds(),
+            upgrade=parser.should_upgrade(),
+        )
+        if body.has_body:
+            exchange.body = BodyStream(exchange, settings.body_buffer_size)
+        self._receiving = exchange
+        self._queue.append(exchange)
+
+    def _body_received(self, data: bytes) -> None:
+        exchange = self._receiving
+        if exchange is None or exchange.body is None:
+            return
+        body = exchange.body
+        limit = self._settings.max_body_size
+        if limit and body.received + len(data) > limit:
+            raise MessageError(413, "request body too large")
+        body.feed(data)
+
+    def _message_complete(self) -> None:
+        exchange = self._receiving
+        if exchange is None:
+            return
+        self._receiving = None
+        exchange.request_complete = True
+        if exchange.body is not None:
+            exchange.body.end()
+
+    # --- internals -----------------------------------------------------------
+
+    def _dispatch(self) -> None:
+        if self._dispatching:
+            return
+        self._dispatching = True
+        try:
+            while self._active is None and not self._closing:
+                if self._queue:
+                    exchange = self._active = self._queue.popleft()
+                    self._call_handler(exchange)
+                elif self._pending_error is not None:
+                    self._send_error(self._pending_error)
+                else:
+                    break
+        finally:
+            self._dispatching = False
+        self._update_reading()
+
+    def _call_handler(self, exchange: ServerExchange) -> None:
+        try:
+            self._handler.request_received(exchange)
+        except Exception:
+            _log.failure(
+                "the request handler failed on {exchange!r}", exchange=exchange
+            )
+            if not exchange.responded:
+                exchange.fail_request(500, "internal error")
+            else:
+                exchange.abort()
+
+    def _reject(self, error: MessageError) -> None:
+        _log.info(
+            "request from {client} refused: {status} {reason}",
+            client=self._client_host,
+            status=error.status,
+            reason=error.reason,
+        )
+        self._parsing = False
+        exchange, self._receiving = self._receiving, None
+        if exchange is self._active and exchange is not None:
+            exchange.fail_request(error.status, error.reason)
+            return
+        if exchange is not None:
+            # Its body broke before its turn: no handler ever sees it.
+            self._queue.remove(exchange)
+        self._pending_error = error
+
+    def _send_error(self, error: MessageError) -> None:
+        response = LocalResponse.text(error.status, error.reason)
+        if error.status == 405:
+            response.headers.add(b"Allow", _FORWARDED_METHODS)
+        head = ResponseHead(error.status, b"", response.headers)
+        frame_response(
+            head,
+            b"GET",
+            b"1.1",
+            fixed_length(len(response.body)),
+            keep_alive=False,
+            date=self.http_date(),
+        )
+        self.write(response_bytes(head, response.body))
+        self._close()
+
+    def _hold(self, data: bytes) -> None:
+        if self._closing or self._pending_error is not None or not data:
+            return
+        self._held.append(data)
+        self._held_size += len(data)
+        if self._held_size > self._settings.body_buffer_size:
+            _log.info("too many bytes after an Upgrade request: connection dropped")
+            self._abort()
+
+    def _update_reading(self) -> None:
+        if self._closing or self._tunnel is not None or self._stream is None:
+            return
+        paused = self._body_pauses > 0 or bool(self._queue) or not self._parsing
+        if paused != self._reading_paused:
+            self._reading_paused = paused
+            if paused:
+                self._stream.pauseProducing()
+            else:
+                self._stream.resumeProducing()
+        self._update_timer()
+
+    def _update_timer(self) -> None:
+        if self._closing:
+            return
+        settings = self._settings
+        kind: _Timer | None = None
+        seconds = 0.0
+        if self._active is None and not self._queue:
+            if not self._parsing:
+                pass
+            elif self._reader.in_head or not self._served:
+                kind, seconds = _Timer.HEAD, settings.head_timeout
+            else:
+                kind, seconds = _Timer.IDLE, settings.keep_alive_timeout
+        elif self._receiving is self._active and not self._reading_paused:
+            kind, seconds = _Timer.BODY, settings.body_timeout
+        if kind is self._deadline.kind:
+            return
+        if kind is None or not seconds:
+            self._deadline.disarm()
+        else:
+            self._deadline.arm(kind, seconds)
+
+    def _timed_out(self, kind: _Timer) -> None:
+        if kind is _Timer.SEND:
+            _log.info("client {client} stopped reading", client=self._client_host)
+            self._abort()
+        elif kind is _Timer.HEAD and self._reader.in_head:
+            self._reject(MessageError(408, "request head not received in time"))
+            self._dispatch()
+        elif kind is _Timer.BODY and self._active is not None:
+            self._active.fail_request(408, "request body not received in time")
+        else:
+            self._close()
+
+    def _close(self) -> None:
+        if self._closing:
+            return
+        self._closing = True
+        self._parsing = False
+        self._deadline.cancel()
+        if self._stream is not None:
+            self._stream.loseConnection()
+
+    def _abort(self) -> None:
+        self._closing = True
+        self._parsing = False
+        self._deadline.cancel()
+        self._send_deadline.cancel()
+        if self._stream is not None:
+            self._stream.abortConnection()
+
+
+class HTTPServerFactory(Factory):
+    """Builds an :class:`HTTPServerProtocol` per connection of one listener."""
+
+    def __init__(
+        self,
+        reactor: IReactorTime,
+        handler: RequestHandler,
+        settings: ServerSettings | None = None,
+    ) -> None:
+        self._reactor = reactor
+        self._handler = handler
+        self._settings = settings or ServerSettings()
+
+    def buildProtocol(self, addr: IAddress | None) -> HTTPServerProtocol:
+        """A protocol for one new connection."""
+        protocol = HTTPServerProtocol(self._reactor, self._handler, self._settings)
+        protocol.factory = self
+        return protocol
+
+
+def _nothing() -> None:
+    """A callback with nothing to do."""
+
+
+@lru_cache(maxsize=2)
+def _http_date(second: int) -> bytes:
+    return formatdate(second, usegmt=True).encode("ascii")

@@ -13,14 +13,18 @@ from edgeproxy.balancing.round_robin import round_robin_factory
 from edgeproxy.balancing.sticky import sticky_factory
 from edgeproxy.balancing.weighted import weighted_factory
 from edgeproxy.filters.headers import headers_factory
+from edgeproxy.health.http_get import http_get_check_factory
+from edgeproxy.health.tcp import tcp_check_factory
 
 __all__ = [
     "hash_factory",
     "headers_factory",
+    "http_get_check_factory",
     "least_conn_factory",
     "least_time_factory",
     "random_two_factory",
     "round_robin_factory",
     "sticky_factory",
+    "tcp_check_factory",
     "weighted_factory",
 ]

@@ -1,0 +1,1 @@
+"""The admin surface: status as JSON and runtime control, served by twisted.web."""

@@ -1,0 +1,112 @@
+"""
+The admin site: what edgeproxy is doing, and runtime control of servers.
+
+``GET /status``
+    JSON: the listeners, and every upstream's servers with their state and
+    counters.
+``POST /upstreams/NAME/servers/HOST:PORT/drain`` (also ``disable``, ``enable``)
+    Change a server's admin state; answers the server's new state as JSON.
+    The change holds across a reload while the server stays in the config.
+
+The site reads the current snapshot for every request, so it always shows the
+running configuration.  Bind it to a loopback or otherwise private address.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+from twisted.web.resource import Resource
+from twisted.web.server import Request, Site
+
+from edgeproxy.snapshot import SnapshotHolder
+from edgeproxy.upstream.pool import UpstreamPool
+
+_ACTIONS = ("drain", "disable", "enable")
+
+
+def _json(request: Request, status: int, body: object) -> bytes:
+    request.setResponseCode(status)
+    request.setHeader(b"Content-Type", b"application/json")
+    request.setHeader(b"Cache-Control", b"no-store")
+    return json.dumps(body, indent=2, sort_keys=True).encode("utf-8") + b"\n"
+
+
+def status_document(holder: SnapshotHolder, now: float) -> dict[str, Any]:
+    """The state of the running configuration, as plain data."""
+    snapshot = holder.current
+    return {
+        "listeners": {
+            name: {"protocol": listener.protocol, "endpoint": listener.endpoint}
+            for name, listener in snapshot.config.listeners.items()
+        },
+        "upstreams": {
+            name: {
+                "servers": [
+                    dataclasses.asdict(server.stats(now)) for server in pool.servers
+                ]
+            }
+            for name, pool in snapshot.pools.items()
+        },
+    }
+
+
+class StatusResource(Resource):
+    """``GET /status``."""
+
+    isLeaf = True
+
+    def __init__(self, holder: SnapshotHolder, reactor: Any) -> None:
+        super().__init__()
+        self.holder = holder
+        self.reactor = reactor
+
+    def render_GET(self, request: Request) -> bytes:
+        """Answer the status document."""
+        return _json(request, 200, status_document(self.holder, self.reactor.seconds()))
+
+
+class UpstreamsResource(Resource):
+    """``POST /upstreams/NAME/servers/KEY/ACTION``."""
+
+    isLeaf = True
+
+    def __init__(self, holder: SnapshotHolder, reactor: Any) -> None:
+        super().__init__()
+        self.holder = holder
+        self.reactor = reactor
+
+    def render_POST(self, request: Request) -> bytes:
+        """Apply a runtime action to one server."""
+        parts = [part.decode("utf-8", "replace") for part in request.postpath or []]
+        if len(parts) != 4 or parts[1] != "servers" or parts[3] not in _ACTIONS:
+            return _json(
+                request,
+                404,
+                {
+                    "error": "use POST /upstreams/NAME/servers/HOST:PORT/"
+                    "drain|disable|enable"
+                },
+            )
+        name, _, key, action = parts
+        pool: UpstreamPool | None = self.holder.current.pools.get(name)
+        if pool is None:
+            return _json(request, 404, {"error": f"no upstream {name!r}"})
+        now = self.reactor.seconds()
+        try:
+            getattr(pool, action)(key, now)
+        except KeyError:
+            return _json(request, 404, {"error": f"no server {key!r} in {name!r}"})
+        return _json(request, 200, dataclasses.asdict(pool.server(key).stats(now)))
+
+
+def admin_site(holder: SnapshotHolder, reactor: Any) -> Site:
+    """The admin site over the current snapshot of ``holder``."""
+    root = Resource()
+    root.putChild(b"status", StatusResource(holder, reactor))
+    root.putChild(b"upstreams", UpstreamsResource(holder, reactor))
+    site = Site(root)
+    site.displayTracebacks = False
+    return site

@@ -1,0 +1,480 @@
+"""
+The TCP (L4) listener: ``protocol = tcp`` balances connections over an upstream.
+
+For each accepted connection :class:`TCPListenerFactory` reads the current
+snapshot once, then:
+
+1. refuses the connection at once when the listener is at ``max_connections``;
+2. with ``accept_proxy_protocol``, reads and strips the PROXY header (v1 or v2,
+   bounded in size and in time: ``proxy_protocol_timeout``), whose source is
+   then the client's address;
+3. refuses a client that ``deny`` lists or ``allow`` does not (deny wins; an
+   empty ``allow`` allows all), or whose address is at
+   ``max_connections_per_ip``;
+4. picks a server from the listener's upstream pool and connects to it (at
+   most ``connect_timeout``); a failed connect counts against the server
+   (passive health) and the next server is tried, each server at most once;
+   with no server left, the client is closed.  Meanwhile the client is paused
+   and what it sent waits in the tunnel (bounded);
+5. sends the PROXY header (``send_proxy_protocol``) to the server, then
+   splices the two connections with :class:`~edgeproxy.tunnel.Tunnel`
+   (``idle_timeout``).
+
+The server's connection counts as a request in flight on the pool from the
+connect until the tunnel ends; its latency is the connect time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from twisted.internet.interfaces import (
+    IAddress,
+    IConnector,
+    IDelayedCall,
+    IHalfCloseableProtocol,
+    IReactorTCP,
+    IReactorTime,
+    ITransport,
+)
+from twisted.internet.protocol import ClientFactory, Factory, Protocol, connectionDone
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from edgeproxy.core.addresses import AddressSet, parse_address
+from edgeproxy.core.context import RequestContext
+from edgeproxy.core.proxy_protocol import (
+    ProxyProtocolError,
+    SocketAddress,
+    build_v1,
+    build_v2,
+    parse_proxy_header,
+)
+from edgeproxy.errors import NoServerAvailable
+from edgeproxy.snapshot import SnapshotHolder
+from edgeproxy.tunnel import EndReason, Tunnel, TunnelEnd, TunnelStats
+from edgeproxy.upstream.pool import UpstreamPool
+from edgeproxy.upstream.server import UpstreamServer
+from edgeproxy.upstream.server_list import format_address
+
+_log = Logger()
+
+_PROXY_HEADER_BUILDERS = {"v1": build_v1, "v2": build_v2}
+
+
+@dataclass(frozen=True, slots=True)
+class TCPListenerSettings:
+    """
+    The settings of one ``protocol = tcp`` listener (keys of ``[listener:NAME]``).
+
+    :ivar accept_proxy_protocol: whether clients start with a PROXY header
+        (v1 or v2), whose source address is then the client's address;
+        connections without a valid header are closed.
+    :ivar send_proxy_protocol: ``"v1"`` or ``"v2"`` to send servers a PROXY
+        header with the client's address; ``None`` to send none.
+    :ivar max_connections: client connections open at once; 0 for no cap.
+    :ivar max_connections_per_ip: client connections open at once from one
+        address; 0 for no cap.
+    :ivar allow: addresses and CIDR networks allowed; empty allows all.
+    :ivar deny: addresses and CIDR networks refused (deny wins over allow).
+    :ivar connect_timeout: seconds to connect to a server before trying the
+        next one.
+    :ivar idle_timeout: seconds without a byte either way before both
+        connections are dropped; 0 for no limit.
+    :ivar proxy_protocol_timeout: seconds for the PROXY header to arrive.
+    """
+
+    accept_proxy_protocol: bool = False
+    send_proxy_protocol: str | None = None
+    max_connections: int = 0
+    max_connections_per_ip: int = 0
+    allow: tuple[str, ...] = ()
+    deny: tuple[str, ...] = ()
+    connect_timeout: float = 5.0
+    idle_timeout: float = 3600.0
+    proxy_protocol_timeout: float = 5.0
+
+    def __post_init__(self) -> None:
+        if self.send_proxy_protocol not in (None, *_PROXY_HEADER_BUILDERS):
+            raise ValueError(
+                f"send_proxy_protocol is {self.send_proxy_protocol!r}, not v1 or v2"
+            )
+        if min(self.max_connections, self.max_connections_per_ip) < 0:
+            raise ValueError("connection caps must be 0 or more")
+        if min(self.connect_timeout, self.proxy_protocol_timeout) <= 0:
+            raise ValueError("connect and PROXY header timeouts must be more than 0")
+        if self.idle_timeout < 0:
+            raise ValueError("idle_timeout must be 0 or more")
+
+
+class TCPListenerFactory(Factory):
+    """
+    The protocol factory of one ``protocol = tcp`` listener.
+
+    :param holder: the holder of the running configuration; read once per
+        connection.
+    :param listener_name: the listener's name (``[listener:NAME]``).
+    :param settings: its settings.
+    :param reactor: connects to servers and keeps time.
+    :raises ValueError: if ``allow`` or ``deny`` has an entry that is not an
+        address or CIDR network.
+    :ivar open_connections: client connections open now.
+    """
+
+    noisy = False
+
+    def __init__(
+        self,
+        holder: SnapshotHolder,
+        listener_name: str,
+        settings: TCPListenerSettings,
+        reactor: IReactorTCP,
+    ) -> None:
+        self.holder = holder
+        self.listener_name = listener_name
+        self.settings = settings
+        self.reactor = reactor
+        self.clock = IReactorTime(reactor)
+        self.allow = AddressSet(settings.allow)
+        self.deny = AddressSet(settings.deny)
+        self.open_connections = 0
+        self._per_address: dict[str, int] = {}
+
+    def buildProtocol(self, addr: IAddress | None) -> Protocol:
+        """A protocol for one accepted client connection."""
+        return _ClientConnection(self)
+
+    def _admits(self, host: str) -> str | None:
+        """Why a client at ``host`` is refused, or ``None``; counts it when not."""
+        if self.deny.contains(host) or (self.allow and not self.allow.contains(host)):
+            return "denied by allow/deny"
+        cap = self.settings.max_connections_per_ip
+        count = self._per_address.get(host, 0)
+        if cap and count >= cap:
+            return f"{count} connections from this address (max_connections_per_ip)"
+        self._per_address[host] = count + 1
+        return None
+
+    def _release(self, host: str) -> None:
+        count = self._per_address.pop(host) - 1
+        if count:
+            self._per_address[host] = count
+
+
+@dataclass(eq=False)
+class _Attempt:
+    """One connect to one server."""
+
+    server: UpstreamServer
+    started: float
+    connector: IConnector | None = None
+    elapsed: float = 0.0
+
+
+@implementer(IHalfCloseableProtocol)
+class _ClientConnection(Protocol):
+    """One client connection: admission, PROXY header, connect, then the tunnel."""
+
+    def __init__(self, factory: TCPListenerFactory) -> None:
+        self._factory = factory
+        self._settings = factory.settings
+        self._clock = factory.clock
+        self._pool: UpstreamPool | None = None
+        self._header: bytes | None = None
+        self._header_timer: IDelayedCall | None = None
+        self._client: SocketAddress | None = None
+        self._local: SocketAddress | None = None
+        self._counted_host: str | None = None
+        self._tunnel: Tunnel | None = None
+        self._tried: set[str] = set()
+        self._attempt: _Attempt | None = None
+        self._connected: _Attempt | None = None
+
+    def connectionMade(self) -> None:
+        """Refuse or admit the client; wait for its PROXY header if need be."""
+        factory = self._factory
+        factory.open_connections += 1
+        transport = self._transport
+        self._client = _socket_address(transport.getPeer())
+        self._local = _socket_address(transport.getHost())
+        cap = self._settings.max_connections
+        if cap and factory.open_connections > cap:
+            self._refuse(f"{cap} connections are open (max_connections)")
+            return
+        snapshot = factory.holder.current
+        listener = snapshot.config.listeners.get(factory.listener_name)
+        upstream = listener.upstream if listener is not None else None
+        self._pool = snapshot.pools.get(upstream) if upstream is not None else None
+        if self._pool is None:
+            _log.warn(
+                "tcp listener {listener}: no upstream pool is configured",
+                listener=factory.listener_name,
+            )
+            transport.loseConnection()
+            return
+        if self._settings.accept_proxy_protocol:
+            self._header = b""
+            self._header_timer = self._clock.callLater(
+                self._settings.proxy_protocol_timeout,
+                self._refuse,
+                "no complete PROXY header in time",
+            )
+            return
+        self._admit(b"")
+
+    @property
+    def _transport(self) -> ITransport:
+        assert self.transport is not None
+        return self.transport
+
+    def dataReceived(self, data: bytes) -> None:
+        """Pass bytes to the tunnel, or read the PROXY header from them."""
+        if self._tunnel is not None:
+            self._tunnel.client.dataReceived(data)
+        elif self._header is not None:
+            self._header_received(self._header + data)
+
+    def _header_received(self, data: bytes) -> None:
+        try:
+            header = parse_proxy_header(data)
+        except ProxyProtocolError as error:
+            self._refuse(str(error))
+            return
+        if header is None:
+            self._header = data
+            return
+        self._header = None
+        self._cancel_header_timer()
+        if header.command == "PROXY" and header.source is not None:
+            self._client = header.source
+            self._local = header.destination
+        self._admit(data[header.size :])
+
+    def _cancel_header_timer(self) -> None:
+        if self._header_timer is not None and self._header_timer.active():
+            self._header_timer.cancel()
+        self._header_timer = None
+
+    def _refuse(self, reason: str) -> None:
+        self._header = None
+        self._cancel_header_timer()
+        _log.info(
+            "tcp listener {listener}: refused {client}: {reason}",
+            listener=self._factory.listener_name,
+            client=_format(self._client),
+            reason=reason,
+        )
+        self._transport.loseConnection()
+
+    def _admit(self, first_bytes: bytes) -> None:
+        host = self._client_host()
+        refusal = self._factory._admits(host)
+        if refusal is not None:
+            self._refuse(refusal)
+            return
+        self._counted_host = host
+        idle_timeout = self._settings.idle_timeout or None
+        tunnel = Tunnel(self._clock, idle_timeout=idle_timeout, on_close=self._closed)
+        self._tunnel = tunnel
+        tunnel.client.makeConnection(self._transport)
+        if first_bytes:
+            tunnel.client.dataReceived(first_bytes)
+        self._connect_next()
+
+    def _client_host(self) -> str:
+        if self._client is None:
+            return ""
+        address = parse_address(self._client[0])
+        return self._client[0] if address is None else str(address)
+
+    # --- connecting ---------------------------------------------------------------
+
+    def _connect_next(self) -> None:
+        assert self._pool is not None and self._tunnel is not None
+        if self._tunnel.reason is not None:
+            return
+        pool = self._pool
+        now = self._clock.seconds()
+        port = self._client[1] if self._client is not None else 0
+        context = RequestContext(self._client_host(), port, started=now)
+        try:
+            server = pool.pick(context, now, frozenset(self._tried))
+        except NoServerAvailable as error:
+            _log.warn(
+                "tcp listener {listener}: closing {client}: {reason}",
+                listener=self._factory.listener_name,
+                client=_format(self._client),
+                reason=str(error),
+            )
+            self._tunnel.close()
+            return
+        pool.started(server, now)
+        attempt = _Attempt(server, now)
+        self._attempt = attempt
+        attempt.connector = self._factory.reactor.connectTCP(
+            server.host,
+            server.port,
+            _UpstreamFactory(self, attempt),
+            timeout=self._settings.connect_timeout,
+            bindAddress=None,
+        )
+
+    def _server_connected(
+        self, attempt: _Attempt, transport: ITransport
+    ) -> TunnelEnd | None:
+        """The server accepted: the end to attach it to, or ``None`` if too late."""
+        if attempt is not self._attempt or self._tunnel is None:
+            return None
+        # If the tunnel ended meanwhile, it aborts the connection on attach
+        # and settles the accounting once it is gone.
+        self._attempt = None
+        self._connected = attempt
+        attempt.elapsed = self._clock.seconds() - attempt.started
+        version = self._settings.send_proxy_protocol
+        if version is not None:
+            transport.write(_PROXY_HEADER_BUILDERS[version](self._client, self._local))
+        return self._tunnel.server
+
+    def _connect_failed(self, attempt: _Attempt, reason: Failure) -> None:
+        if attempt is not self._attempt:
+            return
+        assert self._pool is not None
+        self._attempt = None
+        now = self._clock.seconds()
+        server = attempt.server
+        self._pool.finished(server, now, now - attempt.started, failed=True)
+        self._tried.add(server.key)
+        _log.warn(
+            "tcp listener {listener}: connect to {server} for {client} failed: "
+            "{reason}",
+            listener=self._factory.listener_name,
+            server=server.key,
+            client=_format(self._client),
+            reason=reason.getErrorMessage(),
+        )
+        self._connect_next()
+
+    def _closed(self, stats: TunnelStats) -> None:
+        """The tunnel ended: settle the pool's accounting."""
+        assert self._pool is not None
+        now = self._clock.seconds()
+        attempt = self._attempt
+        if attempt is not None:
+            # The client left while we were connecting: not the server's fault.
+            self._attempt = None
+            if attempt.connector is not None:
+                attempt.connector.disconnect()
+            self._pool.finished(attempt.server, now, now - attempt.started, False)
+        connected = self._connected
+        if connected is not None:
+            self._connected = None
+            failed = stats.reason is EndReason.SERVER_RESET
+            self._pool.finished(connected.server, now, connected.elapsed, failed)
+        _log.debug(
+            "tcp listener {listener}: {client} via {server} ended ({reason}): "
+            "{up} bytes up, {down} bytes down in {duration:.3f}s",
+            listener=self._factory.listener_name,
+            client=_format(self._client),
+            server=connected.server.key if connected is not None else "-",
+            reason=stats.reason.value,
+            up=stats.client_to_server,
+            down=stats.server_to_client,
+            duration=stats.duration,
+        )
+
+    # --- the rest of IProtocol / IHalfCloseableProtocol ----------------------------
+
+    def readConnectionLost(self) -> None:
+        """The client sent FIN: pass it on, or give up on a missing header."""
+        if self._tunnel is not None:
+            self._tunnel.client.readConnectionLost()
+        elif self._header is not None:
+            self._refuse("the client closed before its PROXY header was complete")
+
+    def writeConnectionLost(self) -> None:
+        """The client's half-close is complete."""
+        if self._tunnel is not None:
+            self._tunnel.client.writeConnectionLost()
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        """The client is gone: release its counts and end the tunnel."""
+        self._header = None
+        self._cancel_header_timer()
+        self._factory.open_connections -= 1
+        if self._counted_host is not None:
+            self._factory._release(self._counted_host)
+            self._counted_host = None
+        if self._tunnel is not None:
+            self._tunnel.client.connectionLost(reason)
+
+
+class _UpstreamFactory(ClientFactory):
+    """Connects one attempt; reports its outcome to the client connection."""
+
+    noisy = False
+
+    def __init__(self, owner: _ClientConnection, attempt: _Attempt) -> None:
+        self._owner = owner
+        self._attempt = attempt
+
+    def buildProtocol(self, addr: IAddress | None) -> Protocol:
+        """The protocol of the server connection."""
+        return _ServerConnection(self._owner, self._attempt)
+
+    def clientConnectionFailed(self, connector: IConnector, reason: Failure) -> None:
+        """The connect failed or timed out."""
+        self._owner._connect_failed(self._attempt, reason)
+
+
+@implementer(IHalfCloseableProtocol)
+class _ServerConnection(Protocol):
+    """A server connection: becomes the tunnel's server end once connected."""
+
+    def __init__(self, owner: _ClientConnection, attempt: _Attempt) -> None:
+        self._owner = owner
+        self._attempt = attempt
+        self._end: TunnelEnd | None = None
+
+    def connectionMade(self) -> None:
+        """Join the tunnel, or drop a connection that came too late."""
+        assert self.transport is not None
+        end = self._owner._server_connected(self._attempt, self.transport)
+        if end is None:
+            self.transport.loseConnection()
+            return
+        self._end = end
+        end.makeConnection(self.transport)
+
+    def dataReceived(self, data: bytes) -> None:
+        """Relay the server's bytes."""
+        if self._end is not None:
+            self._end.dataReceived(data)
+
+    def readConnectionLost(self) -> None:
+        """The server sent FIN."""
+        if self._end is not None:
+            self._end.readConnectionLost()
+
+    def writeConnectionLost(self) -> None:
+        """The half-close passed to the server is complete."""
+        if self._end is not None:
+            self._end.writeConnectionLost()
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        """The server connection is gone."""
+        if self._end is not None:
+            self._end.connectionLost(reason)
+
+
+def _socket_address(address: IAddress) -> SocketAddress | None:
+    """``(host, port)`` of an IP address; ``None`` for others (UNIX sockets)."""
+    host = getattr(address, "host", None)
+    port = getattr(address, "port", None)
+    if isinstance(host, str) and isinstance(port, int):
+        return (host, port)
+    return None
+
+
+def _format(address: SocketAddress | None) -> str:
+    return "-" if address is None else format_address(*address)
