@@ -9,6 +9,7 @@ reactor is passed in; nothing here imports the global one.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from twisted.application.internet import StreamServerEndpointService
@@ -82,8 +83,12 @@ class EdgeproxyService(MultiService):
             return HTTPListenerFactory(
                 self.holder, listener.name, listener.http_settings(), self.reactor
             )
-        from edgeproxy.tcp import TCPListenerFactory
+        from edgeproxy.tcp import TCPListenerFactory, TCPListenerSettings
 
-        return TCPListenerFactory(
-            self.holder, listener.name, listener.tcp_settings(), self.reactor
+        settings = TCPListenerSettings(
+            **{
+                field.name: getattr(listener, field.name)
+                for field in dataclasses.fields(TCPListenerSettings)
+            }
         )
+        return TCPListenerFactory(self.holder, listener.name, settings, self.reactor)

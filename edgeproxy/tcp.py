@@ -119,7 +119,8 @@ class TCPListenerFactory(Factory):
     :param reactor: connects to servers and keeps time.
     :raises ValueError: if ``allow`` or ``deny`` has an entry that is not an
         address or CIDR network.
-    :ivar open_connections: client connections open now.
+    :ivar open_connections: client connections open now (those refused for
+        ``max_connections`` aside).
     """
 
     noisy = False
@@ -185,6 +186,7 @@ class _ClientConnection(Protocol):
         self._header_timer: IDelayedCall | None = None
         self._client: SocketAddress | None = None
         self._local: SocketAddress | None = None
+        self._counted_open = False
         self._counted_host: str | None = None
         self._tunnel: Tunnel | None = None
         self._tried: set[str] = set()
@@ -194,14 +196,15 @@ class _ClientConnection(Protocol):
     def connectionMade(self) -> None:
         """Refuse or admit the client; wait for its PROXY header if need be."""
         factory = self._factory
-        factory.open_connections += 1
         transport = self._transport
         self._client = _socket_address(transport.getPeer())
         self._local = _socket_address(transport.getHost())
         cap = self._settings.max_connections
-        if cap and factory.open_connections > cap:
+        if cap and factory.open_connections >= cap:
             self._refuse(f"{cap} connections are open (max_connections)")
             return
+        factory.open_connections += 1
+        self._counted_open = True
         snapshot = factory.holder.current
         listener = snapshot.config.listeners.get(factory.listener_name)
         upstream = listener.upstream if listener is not None else None
@@ -401,7 +404,9 @@ class _ClientConnection(Protocol):
         """The client is gone: release its counts and end the tunnel."""
         self._header = None
         self._cancel_header_timer()
-        self._factory.open_connections -= 1
+        if self._counted_open:
+            self._counted_open = False
+            self._factory.open_connections -= 1
         if self._counted_host is not None:
             self._factory._release(self._counted_host)
             self._counted_host = None

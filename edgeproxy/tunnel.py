@@ -10,7 +10,8 @@ already has a protocol (an HTTP server protocol that just sent ``101``) keeps
 it, and that protocol forwards ``dataReceived``, ``readConnectionLost``,
 ``writeConnectionLost`` and ``connectionLost`` to the end, bytes it had already
 read first.  Such a forwarding protocol must provide
-``IHalfCloseableProtocol`` too, or Twisted turns a half-close into a full one.
+``IHalfCloseableProtocol`` too, or Twisted turns a half-close into a full one,
+and must have unregistered any producer of its own from the transport.
 
 - **Waiting.** Until both ends are attached, the attached one is paused and
   what it still delivers is kept, up to ``pending_limit`` bytes (more ends the
@@ -141,7 +142,9 @@ class Tunnel:
         self._spliced_at: float | None = None
         self._ended_at = 0.0
         self._last_activity = 0.0
-        self._timers: list[IDelayedCall] = []
+        self._idle_call: IDelayedCall | None = None
+        self._lifetime_call: IDelayedCall | None = None
+        self._close_call: IDelayedCall | None = None
         self._reported = False
 
     def __repr__(self) -> str:
@@ -196,14 +199,12 @@ class Tunnel:
             end._waiting = False
             end._apply_pause()
         if self._idle_timeout:
-            self._timers.append(
-                self._reactor.callLater(self._idle_timeout, self._check_idle)
+            self._idle_call = self._reactor.callLater(
+                self._idle_timeout, self._check_idle
             )
         if self._max_lifetime:
-            self._timers.append(
-                self._reactor.callLater(
-                    self._max_lifetime, self._end, EndReason.MAX_LIFETIME, True
-                )
+            self._lifetime_call = self._reactor.callLater(
+                self._max_lifetime, self._end, EndReason.MAX_LIFETIME, True
             )
         for end in ends:
             if end.read_closed:
@@ -218,8 +219,8 @@ class Tunnel:
         if idle_for >= self._idle_timeout:
             self._end(EndReason.IDLE_TIMEOUT, abort=True)
             return
-        self._timers.append(
-            self._reactor.callLater(self._idle_timeout - idle_for, self._check_idle)
+        self._idle_call = self._reactor.callLater(
+            self._idle_timeout - idle_for, self._check_idle
         )
 
     def _read_closed(self, end: TunnelEnd) -> None:
@@ -250,17 +251,20 @@ class Tunnel:
             return
         self.reason = reason
         self._ended_at = self._reactor.seconds()
-        for timer in self._timers:
-            if timer.active():
-                timer.cancel()
-        self._timers = []
+        self._cancel_timers()
         self.client._close(abort)
         self.server._close(abort)
         if not abort:
-            self._timers.append(
-                self._reactor.callLater(self._close_timeout, self._abort_stragglers)
+            self._close_call = self._reactor.callLater(
+                self._close_timeout, self._abort_stragglers
             )
         self._report_when_gone()
+
+    def _cancel_timers(self) -> None:
+        for timer in (self._idle_call, self._lifetime_call, self._close_call):
+            if timer is not None and timer.active():
+                timer.cancel()
+        self._idle_call = self._lifetime_call = self._close_call = None
 
     def _abort_stragglers(self) -> None:
         """A graceful close took too long (a peer that reads nothing): abort."""
@@ -273,10 +277,7 @@ class Tunnel:
         if any(end.attached and not end.lost for end in (self.client, self.server)):
             return
         self._reported = True
-        for timer in self._timers:
-            if timer.active():
-                timer.cancel()
-        self._timers = []
+        self._cancel_timers()
         if self._on_close is not None:
             spliced_at = self._spliced_at
             self._on_close(

@@ -275,6 +275,7 @@ def test_idle_timeout_counts_from_the_last_byte_either_way() -> None:
     setup.tunnel.server.dataReceived(b"tick")
     setup.clock.advance(9.5)
     assert setup.tunnel.reason is None
+    assert len(setup.clock.getDelayedCalls()) == 1
     setup.clock.advance(0.5)
     assert setup.tunnel.reason is EndReason.IDLE_TIMEOUT
     assert setup.client.disconnected and setup.server.disconnected

@@ -37,6 +37,18 @@ _NO_DEFAULT_SECTION = "\x00"
 
 _KINDS_BY_PREFIX = {kind.prefix: kind for kind in SECTION_KINDS}
 
+_TCP_ONLY_KEYS = frozenset(
+    {
+        "max_connections",
+        "max_connections_per_ip",
+        "accept_proxy_protocol",
+        "send_proxy_protocol",
+        "connect_timeout",
+        "idle_timeout",
+        "proxy_protocol_timeout",
+    }
+)
+
 
 def load_config(path: str) -> Config:
     """
@@ -232,6 +244,9 @@ class _SectionReader:
         if other != listener.name:
             self.problem(section, "endpoint", f"listener:{other} uses it already")
         if listener.protocol == "http":
+            for key, _ in self.parser.items(section):
+                if key in _TCP_ONLY_KEYS:
+                    self.problem(section, key, "only tcp listeners take this key")
             if not listener.routes:
                 self.problem(section, "routes", "an http listener needs routes")
             if listener.upstream is not None:

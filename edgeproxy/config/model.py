@@ -56,43 +56,6 @@ def _optional_name(text: str) -> str | None:
     return parse_name(text) if text.strip() else None
 
 
-@dataclass(frozen=True)
-class GlobalSettings:
-    """The ``[edgeproxy]`` section: settings of the whole process."""
-
-    admin: str | None = setting(
-        _text,
-        "Endpoint of the admin surface (JSON status), e.g. "
-        "``tcp:9901:interface=127.0.0.1``.  Off when not given.",
-        default=None,
-    )
-
-
-@dataclass(frozen=True)
-class ListenerConfig:
-    """A ``[listener:NAME]`` section: one listening endpoint."""
-
-    name: str
-    protocol: str = setting(_protocol, "``http`` or ``tcp``.")
-    endpoint: str = setting(
-        _text,
-        "A Twisted server endpoint string: ``tcp:8080``, "
-        "``tcp:8080:interface=127.0.0.1``, ``ssl:8443:privateKey=...``, "
-        "``unix:/run/edgeproxy.sock``.",
-    )
-    routes: tuple[str, ...] = setting(
-        _names,
-        "``http`` listeners: the routes to try, in order (comma-separated names "
-        "of ``[route:NAME]`` sections).",
-        default=(),
-    )
-    upstream: str | None = setting(
-        _optional_name,
-        "``tcp`` listeners: the ``[upstream:NAME]`` to balance connections over.",
-        default=None,
-    )
-
-
 def _methods(text: str) -> frozenset[str]:
     methods = frozenset(item.upper() for item in parse_list(text))
     bad = sorted(m for m in methods if not m.isalpha())
@@ -139,6 +102,112 @@ def _servers(text: str) -> tuple[ServerSpec, ...]:
     if not servers:
         raise ValueError("no servers are listed")
     return servers
+
+
+def _proxy_version(text: str) -> str | None:
+    version = text.strip().lower()
+    if version in ("", "no", "off"):
+        return None
+    if version not in ("v1", "v2"):
+        raise ValueError(f"{text.strip()!r} is not a PROXY protocol version (v1, v2)")
+    return version
+
+
+def _positive_duration(text: str) -> float:
+    seconds = parse_duration(text)
+    if seconds <= 0:
+        raise ValueError(f"{text.strip()!r} must be more than 0")
+    return seconds
+
+
+@dataclass(frozen=True)
+class GlobalSettings:
+    """The ``[edgeproxy]`` section: settings of the whole process."""
+
+    admin: str | None = setting(
+        _text,
+        "Endpoint of the admin surface (JSON status), e.g. "
+        "``tcp:9901:interface=127.0.0.1``.  Off when not given.",
+        default=None,
+    )
+
+
+@dataclass(frozen=True)
+class ListenerConfig:
+    """A ``[listener:NAME]`` section: one listening endpoint."""
+
+    name: str
+    protocol: str = setting(_protocol, "``http`` or ``tcp``.")
+    endpoint: str = setting(
+        _text,
+        "A Twisted server endpoint string: ``tcp:8080``, "
+        "``tcp:8080:interface=127.0.0.1``, ``ssl:8443:privateKey=...``, "
+        "``unix:/run/edgeproxy.sock``.",
+    )
+    routes: tuple[str, ...] = setting(
+        _names,
+        "``http`` listeners: the routes to try, in order (comma-separated names "
+        "of ``[route:NAME]`` sections).",
+        default=(),
+    )
+    upstream: str | None = setting(
+        _optional_name,
+        "``tcp`` listeners: the ``[upstream:NAME]`` to balance connections over.",
+        default=None,
+    )
+    allow: tuple[str, ...] = setting(
+        _addresses,
+        "Client addresses and CIDRs allowed to connect (IPv4 and IPv6); all "
+        "when not given.  Others are closed at once.",
+        default=(),
+    )
+    deny: tuple[str, ...] = setting(
+        _addresses,
+        "Client addresses and CIDRs refused (``deny`` wins over ``allow``).",
+        default=(),
+    )
+    max_connections: int = setting(
+        lambda text: parse_int(text, minimum=0),
+        "``tcp`` listeners: client connections open at once (0: no cap); "
+        "excess ones are closed at once.",
+        default=0,
+    )
+    max_connections_per_ip: int = setting(
+        lambda text: parse_int(text, minimum=0),
+        "``tcp`` listeners: client connections open at once from one address "
+        "(0: no cap).",
+        default=0,
+    )
+    accept_proxy_protocol: bool = setting(
+        parse_bool,
+        "``tcp`` listeners: clients (a load balancer in front) start with a "
+        "PROXY protocol header, v1 or v2; its source address is the client's "
+        "address for balancing, ``allow``/``deny`` and logs.  Connections "
+        "without a valid header are closed.",
+        default=False,
+    )
+    send_proxy_protocol: str | None = setting(
+        _proxy_version,
+        "``tcp`` listeners: send each server a PROXY protocol header (``v1`` or "
+        "``v2``) with the client's address.",
+        default=None,
+    )
+    connect_timeout: float = setting(
+        _positive_duration,
+        "``tcp`` listeners: time to connect to a server before trying the next.",
+        default=5.0,
+    )
+    idle_timeout: float = setting(
+        parse_duration,
+        "``tcp`` listeners: time without a byte either way before both "
+        "connections are closed (0: no limit).",
+        default=3600.0,
+    )
+    proxy_protocol_timeout: float = setting(
+        _positive_duration,
+        "``tcp`` listeners: time for the PROXY header to arrive.",
+        default=5.0,
+    )
 
 
 @dataclass(frozen=True)

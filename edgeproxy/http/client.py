@@ -24,17 +24,14 @@ from __future__ import annotations
 
 import enum
 import typing
-from dataclasses import dataclass
-from typing import cast
 
 import httptools
 from twisted.internet.defer import Deferred, fail
 from twisted.internet.error import ConnectionDone
-from twisted.internet.interfaces import IProtocol, IPushProducer, IReactorTime
-from twisted.internet.protocol import Protocol, connectionDone
+from twisted.internet.interfaces import IProtocol, IReactorTime
+from twisted.internet.protocol import connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from zope.interface import implementer
 
 from edgeproxy.core.framing import (
     LAST_CHUNK,
@@ -52,33 +49,13 @@ from edgeproxy.errors import BadGateway, GatewayTimeout
 from edgeproxy.http.body import BodyStream
 from edgeproxy.http.deadline import Deadline
 from edgeproxy.http.message_reader import MessageError, MessageReader
-from edgeproxy.http.transport import StreamTransport
+from edgeproxy.http.settings import ClientSettings
+from edgeproxy.http.transport import FlowControlledProtocol
 from edgeproxy.http.wire import request_bytes
 
 _log = Logger()
 
 _VERSIONS = {"1.1": b"1.1", "1.0": b"1.0"}
-
-
-@dataclass(frozen=True, slots=True)
-class ClientSettings:
-    """
-    Limits and timeouts of the connections to one upstream pool.
-
-    :ivar first_byte_timeout: seconds from the request being sent to the
-        first byte of the response (nginx's ``proxy_read_timeout``).
-    :ivar idle_timeout: seconds without a byte while a response is read.
-    :ivar max_head_size: bytes of a response head.
-    :ivar max_field_count: header fields of a response head.
-    :ivar body_buffer_size: bytes of response body kept while the client side
-        is not ready, before the upstream is paused.
-    """
-
-    first_byte_timeout: float = 60.0
-    idle_timeout: float = 60.0
-    max_head_size: int = 64 * 1024
-    max_field_count: int = 100
-    body_buffer_size: int = 64 * 1024
 
 
 class NothingReceived(BadGateway):
@@ -128,6 +105,7 @@ class ConnectionListener(typing.Protocol):
 class _Timer(enum.Enum):
     FIRST_BYTE = "first byte"
     IDLE = "idle"
+    SEND = "send"
 
 
 class _RequestBodyWriter:
@@ -154,13 +132,13 @@ class _RequestBodyWriter:
         self._client.request_body_failed(reason)
 
 
-@implementer(IPushProducer)
-class HTTPClientProtocol(Protocol):
+class HTTPClientProtocol(FlowControlledProtocol):
     """
     One connection to an upstream server, carrying one request at a time.
 
     It is its transport's producer: while the upstream's socket is full it
-    pauses the request body being sent.
+    pauses the request body being sent.  ``write`` (inherited) and the
+    ``request_body_*`` methods are for the request body's writer only.
 
     :ivar requests_sent: how many requests this connection carried (a request
         whose number is above 1 went on a reused connection).
@@ -172,6 +150,7 @@ class HTTPClientProtocol(Protocol):
         settings: ClientSettings | None = None,
         listener: ConnectionListener | None = None,
     ) -> None:
+        super().__init__()
         self._settings = settings = settings or ClientSettings()
         self._listener = listener
         self._reader: MessageReader[httptools.HttpResponseParser] = MessageReader(
@@ -184,7 +163,7 @@ class HTTPClientProtocol(Protocol):
             max_field_count=settings.max_field_count,
         )
         self._deadline: Deadline[_Timer] = Deadline(reactor, self._timed_out)
-        self._stream: StreamTransport | None = None
+        self._send_deadline: Deadline[_Timer] = Deadline(reactor, self._timed_out)
         self.requests_sent = 0
         self._closed = False
         self._busy = False
@@ -202,9 +181,6 @@ class HTTPClientProtocol(Protocol):
         self._complete = False
         self._skip_body = False
         self._persists = False
-        self._writing_paused = False
-        self._reading_paused = False
-        self._tunnel: IProtocol | None = None
         self._switch_pending = False
         self._held = b""
 
@@ -260,8 +236,7 @@ class HTTPClientProtocol(Protocol):
             self.request_body_sent()
         else:
             self._request_body = body
-            if self._writing_paused:
-                body.pauseProducing()
+            self._follow(body)
             body.start(_RequestBodyWriter(self, framing.kind is BodyKind.CHUNKED))
         return d
 
@@ -274,31 +249,21 @@ class HTTPClientProtocol(Protocol):
 
         :raises RuntimeError: when the last response was not a ``101``.
         """
-        if not self._switch_pending or self._stream is None:
+        if not self._switch_pending or self._closed:
             raise RuntimeError("switch_protocols needs a 101 response")
         self._switch_pending = False
-        self._tunnel = protocol
         self._deadline.cancel()
-        self._stream.unregisterProducer()
-        self._set_reading(paused=False)
-        assert self.transport is not None  # connected, since _stream is set
-        protocol.makeConnection(self.transport)
         held, self._held = self._held, b""
-        if held:
-            protocol.dataReceived(held)
+        self._hand_over(protocol, held)
 
     def close(self) -> None:
         """Close the connection (an idle one, or one that is no longer wanted)."""
         self._poisoned = True
-        if self._stream is not None and not self._closed:
+        if self._stream is not None and not (self._closing or self._closed):
+            self._closing = True
             self._stream.loseConnection()
 
     # --- Twisted's side ------------------------------------------------------
-
-    def connectionMade(self) -> None:
-        """Become the transport's producer."""
-        self._stream = cast(StreamTransport, self.transport)
-        self._stream.registerProducer(self, True)
 
     def dataReceived(self, data: bytes) -> None:
         """Parse the response; hand its head and body on."""
@@ -336,8 +301,9 @@ class HTTPClientProtocol(Protocol):
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         """End the request in progress, if any; tell the listener."""
-        self._closed = True
+        self._closed = self._closing = True
         self._deadline.cancel()
+        self._send_deadline.cancel()
         if self._tunnel is not None:
             self._tunnel.connectionLost(reason)
         elif self._busy:
@@ -358,33 +324,26 @@ class HTTPClientProtocol(Protocol):
             self._listener.connection_lost(self)
 
     def pauseProducing(self) -> None:
-        """The upstream's socket is full: pause the request body."""
-        self._writing_paused = True
-        if self._request_body is not None:
-            self._request_body.pauseProducing()
+        """The upstream's socket is full: pause the request body; start send_timeout."""
+        super().pauseProducing()
+        if self._busy and self._settings.send_timeout:
+            self._send_deadline.arm(_Timer.SEND, self._settings.send_timeout)
 
     def resumeProducing(self) -> None:
         """The upstream's socket drained: resume the request body."""
-        self._writing_paused = False
-        if self._request_body is not None:
-            self._request_body.resumeProducing()
-
-    def stopProducing(self) -> None:
-        """The connection is going: stop the request body."""
-        body, self._request_body = self._request_body, None
-        if body is not None:
-            body.stopProducing()
+        self._send_deadline.disarm()
+        super().resumeProducing()
 
     # --- the response body's origin (called by its BodyStream) ---------------
 
     def pause_body(self) -> None:
         """The client side is full: stop reading the upstream."""
-        self._set_reading(paused=True)
+        self._pause_reading(True)
         self._update_timer()
 
     def resume_body(self) -> None:
         """The client side drained: read the upstream again."""
-        self._set_reading(paused=False)
+        self._pause_reading(False)
         self._update_timer()
 
     def abandon_body(self) -> None:
@@ -395,22 +354,19 @@ class HTTPClientProtocol(Protocol):
     def body_wanted(self) -> None:
         """Nothing to do: an upstream sends its body unasked."""
 
-    # --- the request body writer's calls -------------------------------------
-
-    def write(self, data: bytes) -> None:
-        """Write request bytes upstream."""
-        if self._stream is not None and not self._closed:
-            self._stream.write(data)
+    # --- the request body writer's calls (and write, inherited) -------------
 
     def request_body_sent(self) -> None:
         """The whole request is written: the first-byte countdown starts."""
         self._request_body = None
+        self._follow(None)
         self._request_sent = True
         self._update_timer()
 
     def request_body_failed(self, reason: Exception | None) -> None:
         """The request body broke on the client's side: give up the request."""
         self._request_body = None
+        self._follow(None)
         self._fail(reason or BadGateway("the request body failed"))
 
     # --- parser callbacks ----------------------------------------------------
@@ -431,8 +387,13 @@ class HTTPClientProtocol(Protocol):
         if status < 200 and status != 101:
             self._interim = True
             return
-        if status == 101 and not self._upgrade_requested:
-            raise MessageError(502, "101 to a request without Upgrade")
+        if status == 101 and not (
+            self._upgrade_requested
+            and b"upgrade" in connection_tokens(headers)
+            and b"upgrade" in headers
+        ):
+            # llhttp hands over only such a 101; any other is a bad answer.
+            raise MessageError(502, "101 without an Upgrade on both sides")
         try:
             framing = response_body_framing(self._method, status, headers)
         except FramingError as error:
@@ -493,12 +454,11 @@ class HTTPClientProtocol(Protocol):
         self._response = None
         self._busy = False
         self._deadline.disarm()
+        self._send_deadline.disarm()
         reusable = self._persists and not self._poisoned and not self._closed
-        body, self._request_body = self._request_body, None
-        if body is not None:
-            # Answered before the whole request was sent: stop sending it.
+        if self._stop_request_body():
+            # Answered before the whole request was sent: it went unfinished.
             reusable = False
-            body.stopProducing()
         if not reusable:
             self.close()
         # Released before the body's end is passed on: the end may start the
@@ -515,11 +475,9 @@ class HTTPClientProtocol(Protocol):
         self._complete = self._head_pending = False
         self._deadline.disarm()
         self._switch_pending = True
-        body, self._request_body = self._request_body, None
-        if body is not None:
-            body.stopProducing()
+        self._stop_request_body()
         self._held = rest
-        self._set_reading(paused=True)
+        self._pause_reading(True)
         d, self._request_d = self._request_d, None
         if d is not None and response is not None:
             d.callback(response)
@@ -534,12 +492,14 @@ class HTTPClientProtocol(Protocol):
             self._fail(BadGateway(reason))
 
     def _timed_out(self, kind: _Timer) -> None:
+        settings = self._settings
         if kind is _Timer.FIRST_BYTE:
-            seconds = self._settings.first_byte_timeout
-            self._fail(GatewayTimeout(f"no response within {seconds:g}s"))
+            reason = f"no response within {settings.first_byte_timeout:g}s"
+        elif kind is _Timer.IDLE:
+            reason = f"response stalled for {settings.idle_timeout:g}s"
         else:
-            seconds = self._settings.idle_timeout
-            self._fail(GatewayTimeout(f"response stalled for {seconds:g}s"))
+            reason = f"request not read for {settings.send_timeout:g}s"
+        self._fail(GatewayTimeout(reason))
 
     def _fail(self, error: Exception | None) -> None:
         """End the request in progress with ``error`` and drop the connection."""
@@ -548,12 +508,12 @@ class HTTPClientProtocol(Protocol):
         self._busy = False
         self._poisoned = True
         self._deadline.cancel()
+        self._send_deadline.cancel()
         d, self._request_d = self._request_d, None
         response, self._response = self._response, None
-        body, self._request_body = self._request_body, None
-        if body is not None:
-            body.stopProducing()
+        self._stop_request_body()
         if self._stream is not None and not self._closed:
+            self._closing = True
             self._stream.abortConnection()
         if d is not None and error is not None:
             d.errback(error)
@@ -566,14 +526,14 @@ class HTTPClientProtocol(Protocol):
         self._request_d = None
         self._fail(None)
 
-    def _set_reading(self, *, paused: bool) -> None:
-        if paused == self._reading_paused or self._stream is None or self._closed:
-            return
-        self._reading_paused = paused
-        if paused:
-            self._stream.pauseProducing()
-        else:
-            self._stream.resumeProducing()
+    def _stop_request_body(self) -> bool:
+        """Stop sending the request body, if any is still being sent."""
+        body, self._request_body = self._request_body, None
+        if body is None:
+            return False
+        self._follow(None)
+        body.stopProducing()
+        return True
 
     def _update_timer(self) -> None:
         settings = self._settings

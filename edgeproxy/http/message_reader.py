@@ -186,24 +186,26 @@ class MessageReader(Generic[Parser]):
 
     def on_header(self, name: bytes, value: bytes) -> None:
         """httptools: one complete field line (of the head or the trailer)."""
-        size = len(name) + len(value) + _FIELD_LINE_OVERHEAD
         if not self.in_head:
             self._trailer_count += 1
-            self._trailer_size += size
+            self._trailer_size += len(name) + len(value) + _FIELD_LINE_OVERHEAD
             self._check_trailer()
             return
-        self._head_size += size
+        headers = self._headers
         # llhttp strips leading whitespace only; a value never ends with OWS.
-        self._headers.append((name, value.rstrip(b" \t")))
-        if (
-            self._head_size > self._max_head_size
-            or len(self._headers) > self._max_field_count
-        ):
-            raise MessageError(431, "header section too large")
+        headers.append((name, value.rstrip(b" \t")))
+        self._head_size += len(name) + len(value)
+        if len(headers) > self._max_field_count:
+            raise MessageError(431, "too many header fields")
 
     def on_headers_complete(self) -> None:
         """httptools: the head is complete."""
         self.in_head = False
+        # The size is checked here: a head within one read is bounded by the
+        # read, and reads beyond it by the raw count in feed().
+        size = self._head_size + _FIELD_LINE_OVERHEAD * len(self._headers)
+        if size > self._max_head_size:
+            raise MessageError(431, "header section too large")
         self._head()
 
     def on_body(self, data: bytes) -> None:

@@ -33,18 +33,15 @@ from __future__ import annotations
 import enum
 import typing
 from collections import deque
-from dataclasses import dataclass
 from email.utils import formatdate
 from functools import lru_cache
-from typing import cast
 
 import httptools
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.interfaces import IAddress, IProtocol, IPushProducer, IReactorTime
-from twisted.internet.protocol import Factory, Protocol, connectionDone
+from twisted.internet.protocol import Factory, connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from zope.interface import implementer
 
 from edgeproxy.core.framing import (
     BodyKind,
@@ -58,41 +55,14 @@ from edgeproxy.http.body import BodyStream
 from edgeproxy.http.deadline import Deadline
 from edgeproxy.http.message_reader import MessageError, MessageReader
 from edgeproxy.http.server_exchange import ServerExchange
-from edgeproxy.http.transport import StreamTransport
+from edgeproxy.http.settings import ServerSettings
+from edgeproxy.http.transport import FlowControlledProtocol
 from edgeproxy.http.wire import response_bytes
 
 _log = Logger()
 
 _VERSIONS = {"1.1": b"1.1", "1.0": b"1.0"}
 _FORWARDED_METHODS = b"GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
-
-
-@dataclass(frozen=True, slots=True)
-class ServerSettings:
-    """
-    Limits and timeouts of one HTTP listener (defaults in the spirit of nginx).
-
-    :ivar max_head_size: bytes of request line and fields (431 beyond).
-    :ivar max_field_count: header fields (431 beyond).
-    :ivar max_target_length: bytes of the request target (414 beyond).
-    :ivar max_body_size: bytes of a request body (413 beyond); 0 for no limit.
-    :ivar head_timeout: seconds for a head to arrive (408).
-    :ivar body_timeout: seconds a request body may pause (408).
-    :ivar keep_alive_timeout: seconds an idle connection is kept.
-    :ivar send_timeout: seconds a client may leave its socket full.
-    :ivar body_buffer_size: bytes of request body kept while nobody reads
-        it, before the client is paused.
-    """
-
-    max_head_size: int = 16 * 1024
-    max_field_count: int = 100
-    max_target_length: int = 8 * 1024
-    max_body_size: int = 1024 * 1024
-    head_timeout: float = 60.0
-    body_timeout: float = 60.0
-    keep_alive_timeout: float = 75.0
-    send_timeout: float = 60.0
-    body_buffer_size: int = 64 * 1024
 
 
 class RequestHandler(typing.Protocol):
@@ -113,8 +83,7 @@ class _Timer(enum.Enum):
     SEND = "send"
 
 
-@implementer(IPushProducer)
-class HTTPServerProtocol(Protocol):
+class HTTPServerProtocol(FlowControlledProtocol):
     """
     One client connection speaking HTTP/1.0 or 1.1.
 
@@ -131,6 +100,7 @@ class HTTPServerProtocol(Protocol):
         handler: RequestHandler,
         settings: ServerSettings | None = None,
     ) -> None:
+        super().__init__()
         self._reactor = reactor
         self._handler = handler
         self._settings = settings = settings or ServerSettings()
@@ -144,21 +114,15 @@ class HTTPServerProtocol(Protocol):
             max_field_count=settings.max_field_count,
             max_target_length=settings.max_target_length,
         )
-        self._stream: StreamTransport | None = None
         self._queue: deque[ServerExchange] = deque()
         self._active: ServerExchange | None = None
         self._receiving: ServerExchange | None = None
         self._pending_error: MessageError | None = None
         self._parsing = True
-        self._closing = False
         self._dispatching = False
         self._held: list[bytes] = []
         self._held_size = 0
-        self._tunnel: IProtocol | None = None
         self._body_pauses = 0
-        self._reading_paused = False
-        self._writing_paused = False
-        self._producer: IPushProducer | None = None
         self._deadline: Deadline[_Timer] = Deadline(reactor, self._timed_out)
         self._send_deadline: Deadline[_Timer] = Deadline(reactor, self._timed_out)
         self._served = 0
@@ -169,11 +133,10 @@ class HTTPServerProtocol(Protocol):
 
     def connectionMade(self) -> None:
         """Start the head timer and become the transport's producer."""
-        stream = self._stream = cast(StreamTransport, self.transport)
-        peer = stream.getPeer()
+        super().connectionMade()
+        peer = self.transport.getPeer() if self.transport is not None else None
         if isinstance(peer, IPv4Address | IPv6Address):
             self._client_host, self._client_port = peer.host, peer.port
-        stream.registerProducer(self, True)
         self._update_timer()
 
     def dataReceived(self, data: bytes) -> None:
@@ -223,32 +186,17 @@ class HTTPServerProtocol(Protocol):
             active.client_gone()
 
     def pauseProducing(self) -> None:
-        """The client's socket is full: pause the response's producer."""
-        self._writing_paused = True
-        if self._producer is not None:
-            self._producer.pauseProducing()
+        """The client's socket is full: pause the response; start send_timeout."""
+        super().pauseProducing()
         if self._settings.send_timeout:
             self._send_deadline.arm(_Timer.SEND, self._settings.send_timeout)
 
     def resumeProducing(self) -> None:
-        """The client's socket drained: resume the response's producer."""
-        self._writing_paused = False
+        """The client's socket drained: resume the response."""
         self._send_deadline.disarm()
-        if self._producer is not None:
-            self._producer.resumeProducing()
+        super().resumeProducing()
 
-    def stopProducing(self) -> None:
-        """The connection is going: stop the response's producer."""
-        producer, self._producer = self._producer, None
-        if producer is not None:
-            producer.stopProducing()
-
-    # --- ExchangeConnection, for the exchanges -------------------------------
-
-    def write(self, data: bytes) -> None:
-        """Write to the client."""
-        if self._stream is not None:
-            self._stream.write(data)
+    # --- ExchangeConnection, for the exchanges (write is inherited) ----------
 
     def http_date(self) -> bytes:
         """The reactor's time as an HTTP-date."""
@@ -262,18 +210,15 @@ class HTTPServerProtocol(Protocol):
         self, exchange: ServerExchange, producer: IPushProducer | None
     ) -> None:
         """Relay the client's pace to ``producer`` until the response ends."""
-        if producer is None or exchange is not self._active:
-            return
-        self._producer = producer
-        if self._writing_paused:
-            producer.pauseProducing()
+        if exchange is self._active:
+            self._follow(producer)
 
     def response_finished(self, exchange: ServerExchange, keep_alive: bool) -> None:
         """Go on with the next request, or close."""
         if exchange is not self._active:
             return
         self._active = None
-        self._producer = None
+        self._follow(None)
         self._served += 1
         if keep_alive:
             self._dispatch()
@@ -292,24 +237,14 @@ class HTTPServerProtocol(Protocol):
 
     def protocols_switched(self, protocol: IProtocol) -> None:
         """From now on, ``protocol`` owns the connection."""
-        stream = self._stream
-        if stream is None or self._closing:
+        if self._closing:
             return
         self._active = None
-        self._producer = None
-        self._tunnel = protocol
         self._deadline.cancel()
         self._send_deadline.cancel()
-        stream.unregisterProducer()
-        if self._reading_paused:
-            self._reading_paused = False
-            stream.resumeProducing()
-        assert self.transport is not None  # connected, since _stream is set
-        protocol.makeConnection(self.transport)
         held = b"".join(self._held)
         self._held = []
-        if held:
-            protocol.dataReceived(held)
+        self._hand_over(protocol, held)
 
     # --- parser callbacks ----------------------------------------------------
 
@@ -447,15 +382,11 @@ class HTTPServerProtocol(Protocol):
             self._abort()
 
     def _update_reading(self) -> None:
-        if self._closing or self._tunnel is not None or self._stream is None:
+        if self._closing or self._tunnel is not None:
             return
-        paused = self._body_pauses > 0 or bool(self._queue) or not self._parsing
-        if paused != self._reading_paused:
-            self._reading_paused = paused
-            if paused:
-                self._stream.pauseProducing()
-            else:
-                self._stream.resumeProducing()
+        self._pause_reading(
+            self._body_pauses > 0 or bool(self._queue) or not self._parsing
+        )
         self._update_timer()
 
     def _update_timer(self) -> None:

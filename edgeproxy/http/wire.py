@@ -7,6 +7,9 @@ from http import HTTPStatus
 from edgeproxy.core.message import RequestHead, ResponseHead
 
 _REASONS = {status.value: status.phrase.encode("ascii") for status in HTTPStatus}
+# Status lines by (status, reason as given); bounded, as reasons come from upstreams.
+_STATUS_LINES: dict[tuple[int, bytes], bytes] = {}
+_MAX_STATUS_LINES = 512
 
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 """The interim response that tells a client to send its body."""
@@ -23,10 +26,13 @@ def response_bytes(head: ResponseHead, body: bytes = b"") -> bytes:
 
     An empty reason phrase is replaced by the standard one.
     """
-    status_line = b"HTTP/1.1 %d %s" % (
-        head.status,
-        head.reason or reason_phrase(head.status),
-    )
+    key = (head.status, head.reason)
+    status_line = _STATUS_LINES.get(key)
+    if status_line is None:
+        reason = head.reason or reason_phrase(head.status)
+        status_line = b"HTTP/1.1 %d %s" % (head.status, reason)
+        if len(_STATUS_LINES) < _MAX_STATUS_LINES:
+            _STATUS_LINES[key] = status_line
     return _join(status_line, head, body)
 
 

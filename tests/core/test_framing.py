@@ -362,3 +362,24 @@ def test_has_body(framing: BodyFraming, has_body: bool) -> None:
     """Only a framing that can carry bytes has a body."""
     assert framing.has_body is has_body
     assert (framing.kind is BodyKind.NONE) is (framing == NO_BODY)
+
+
+@pytest.mark.parametrize(
+    ("status", "fields", "expected"),
+    [
+        (200, [], [(b"Content-Length", b"4")]),
+        (200, [(b"Content-Length", b"9")], [(b"Content-Length", b"9")]),
+        (204, [], []),
+        (304, [], []),
+    ],
+)
+def test_local_head_response_states_the_length(
+    status: int,
+    fields: list[tuple[bytes, bytes]],
+    expected: list[tuple[bytes, bytes]],
+) -> None:
+    """A HEAD answered with a known body length says it, without the body."""
+    head = ResponseHead(status, headers=Headers(fields))
+    sent, _ = frame_response(head, b"HEAD", b"1.1", fixed_length(4), keep_alive=True)
+    assert sent == NO_BODY
+    assert head.headers.pairs == expected

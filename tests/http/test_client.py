@@ -24,11 +24,11 @@ from edgeproxy.core.message import Headers, RequestHead
 from edgeproxy.errors import BadGateway, GatewayTimeout
 from edgeproxy.http.body import BodyStream
 from edgeproxy.http.client import (
-    ClientSettings,
     HTTPClientProtocol,
     NothingReceived,
     UpstreamResponse,
 )
+from edgeproxy.http.settings import ClientSettings
 
 if TYPE_CHECKING:
     from tests.http.conftest import RecordingSink
@@ -592,3 +592,37 @@ def test_switch_protocols_needs_a_101(upstream: Upstream) -> None:
     """Only a 101 hands the connection over."""
     with pytest.raises(RuntimeError):
         upstream.protocol.switch_protocols(TunnelEnd())
+
+
+def test_upstream_not_reading_the_request_times_out(
+    upstream: Upstream, clock: MemoryReactorClock
+) -> None:
+    """An upstream that leaves its socket full for send_timeout is given up."""
+    origin = Origin()
+    body = BodyStream(origin, 100)
+    results = upstream.request(b"POST", CHUNKED, body)
+    upstream.protocol.pauseProducing()
+    clock.advance(59)
+    upstream.protocol.resumeProducing()
+    upstream.protocol.pauseProducing()
+    clock.advance(59)
+    assert results == []
+    clock.advance(1)
+    assert isinstance(failure_of(results), GatewayTimeout)
+    assert origin.abandoned
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [b"Upgrade: websocket\r\n", b"Connection: upgrade\r\n"],
+)
+def test_101_without_both_upgrade_fields_is_a_bad_gateway(
+    upstream: Upstream, fields: bytes
+) -> None:
+    """A 101 must say what it switches to (Connection and Upgrade)."""
+    results = upstream.request(
+        b"GET", NO_BODY, None, (b"Connection", b"Upgrade"), (b"Upgrade", b"websocket")
+    )
+    upstream.receive(b"HTTP/1.1 101 Switching Protocols\r\n" + fields + b"\r\n")
+    assert isinstance(failure_of(results), BadGateway)
+    assert upstream.transport.disconnected

@@ -11,8 +11,9 @@ from twisted.python.failure import Failure
 from edgeproxy.core.message import LocalResponse
 from edgeproxy.errors import UpstreamError
 from edgeproxy.http.client import HTTPClientProtocol, NothingReceived, UpstreamResponse
-from edgeproxy.http.server import HTTPServerProtocol, ServerSettings
+from edgeproxy.http.server import HTTPServerProtocol
 from edgeproxy.http.server_exchange import ServerExchange
+from edgeproxy.http.settings import ServerSettings
 
 
 class Forwarder:

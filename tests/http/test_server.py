@@ -16,8 +16,9 @@ from zope.interface.verify import verifyObject
 
 from edgeproxy.core.framing import CHUNKED, FramingError
 from edgeproxy.core.message import LocalResponse, ResponseHead
-from edgeproxy.http.server import HTTPServerFactory, HTTPServerProtocol, ServerSettings
+from edgeproxy.http.server import HTTPServerFactory, HTTPServerProtocol
 from edgeproxy.http.server_exchange import ServerExchange
+from edgeproxy.http.settings import ServerSettings
 
 if TYPE_CHECKING:
     from tests.http.conftest import LogCapture, RecordingSink
@@ -715,3 +716,16 @@ def test_handler_exception_is_a_500_and_a_log_line(
     assert b"secret" not in response
     [failure] = logged.failures()
     assert failure.check(RuntimeError)
+
+
+def test_length_with_trailing_whitespace_is_accepted(
+    conn: Connection, make_sink: type[RecordingSink]
+) -> None:
+    """Field values lose trailing whitespace (OWS), so a padded length still frames."""
+    conn.send(b"POST / HTTP/1.1\r\nHost: h \r\nContent-Length: 3 \r\n\r\nabc")
+    [exchange] = conn.handler.exchanges
+    assert exchange.request.headers.get(b"host") == b"h"
+    sink = make_sink()
+    assert exchange.body is not None
+    exchange.body.start(sink)
+    assert (sink.data, sink.finished) == (b"abc", True)

@@ -89,7 +89,7 @@ def wait_for_port(
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
-    """End ``process`` (SIGTERM, then SIGKILL after 10 s) and reap it."""
+    """End ``process`` (SIGTERM, then SIGKILL after 10 s), reap it, close its pipes."""
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
         try:
@@ -97,6 +97,9 @@ def stop(process: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=10)
+    for pipe in (process.stdout, process.stderr):
+        if pipe is not None:
+            pipe.close()
 
 
 class EdgeproxyProcess:
@@ -123,10 +126,14 @@ class EdgeproxyProcess:
         try:
             wait_for_port(wait_port, self.process)
         except AssertionError:
+            if self.process.poll() is None:
+                self.process.kill()
+            self.process.wait(timeout=10)
+            assert self.process.stderr is not None
+            errors = self.process.stderr.read().decode()
             stop(self.process)
             raise AssertionError(
-                f"edgeproxy did not start:\n{self.process.stderr.read().decode()}"  # type: ignore[union-attr]
-                f"\n{self.log_text()}"
+                f"edgeproxy did not start:\n{errors}\n{self.log_text()}"
             ) from None
 
     def log_text(self) -> str:
