@@ -20,7 +20,10 @@ from twisted.logger import Logger
 
 from edgeproxy.admin.status import admin_site
 from edgeproxy.config.model import ListenerConfig
+from edgeproxy.http.connection_pool import ConnectionPool
+from edgeproxy.http.listener import http_listener_factory
 from edgeproxy.snapshot import Snapshot, SnapshotHolder
+from edgeproxy.tcp import TCPListenerFactory, TCPListenerSettings
 from edgeproxy.upstream.monitor import HealthMonitor
 from edgeproxy.upstream.server import ServerTransition
 
@@ -43,6 +46,7 @@ class EdgeproxyService(MultiService):
         super().__init__()
         self.reactor = reactor
         self.holder = SnapshotHolder(snapshot)
+        self.connections = ConnectionPool(reactor)
         for listener in snapshot.config.listeners.values():
             endpoint = serverFromString(reactor, listener.endpoint)
             child = StreamServerEndpointService(
@@ -76,14 +80,17 @@ class EdgeproxyService(MultiService):
                 plugin.setName(f"filter:{name}")
                 plugin.setServiceParent(self)
 
+    def stopService(self) -> Any:
+        """Stop the children, then close idle upstream connections."""
+        result = super().stopService()
+        self.connections.close_idle()
+        return result
+
     def _protocol_factory(self, listener: ListenerConfig) -> IProtocolFactory:
         if listener.protocol == "http":
-            from edgeproxy.http.listener import HTTPListenerFactory
-
-            return HTTPListenerFactory(
-                self.holder, listener.name, listener.http_settings(), self.reactor
+            return http_listener_factory(
+                self.holder, listener, self.reactor, self.connections
             )
-        from edgeproxy.tcp import TCPListenerFactory, TCPListenerSettings
 
         settings = TCPListenerSettings(
             **{

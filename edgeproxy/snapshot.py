@@ -13,9 +13,11 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-from edgeproxy.config.model import Config, RouteConfig, RouteSpecs
+from edgeproxy.config.model import Config, RouteConfig, RouteSpecs, UpstreamConfig
 from edgeproxy.core.routing import RouteTable
 from edgeproxy.errors import ConfigError, ConfigProblem, OptionError
+from edgeproxy.http.connection_pool import UpstreamConnectionSettings
+from edgeproxy.http.settings import ClientSettings
 from edgeproxy.interfaces import IFilter, IHealthCheck
 from edgeproxy.plugin_environment import PluginEnvironment
 from edgeproxy.registry import PluginRegistry
@@ -33,6 +35,8 @@ class Route:
     :ivar specs: its routing, rewrite, redirect and forwarding policy.
     :ivar filters: its filters, in request order.
     :ivar pool: the pool that serves it (``None`` for a redirect-only route).
+    :ivar connections: how to connect to the pool's servers.
+    :ivar retries: how many more servers a failed request may try.
     """
 
     name: str
@@ -40,6 +44,8 @@ class Route:
     specs: RouteSpecs
     filters: tuple[IFilter, ...]
     pool: UpstreamPool | None
+    connections: UpstreamConnectionSettings | None
+    retries: int
 
 
 @dataclass(frozen=True)
@@ -148,7 +154,7 @@ def build_snapshot(
                 pool.carry_state_from(old, now)
     route_tables = {
         listener.name: RouteTable(
-            (route.specs.match, _route(route, filters, pools))
+            (route.specs.match, _route(route, filters, pools, config.upstreams))
             for route in (config.routes[name] for name in listener.routes)
             if route.specs is not None
         )
@@ -168,14 +174,33 @@ def _route(
     config: RouteConfig,
     filters: Mapping[str, IFilter],
     pools: Mapping[str, UpstreamPool],
+    upstreams: Mapping[str, UpstreamConfig],
 ) -> Route:
     assert config.specs is not None
+    upstream = upstreams[config.upstream] if config.upstream is not None else None
     return Route(
         name=config.name,
         config=config,
         specs=config.specs,
         filters=tuple(filters[name] for name in config.filters),
-        pool=pools[config.upstream] if config.upstream is not None else None,
+        pool=pools[upstream.name] if upstream is not None else None,
+        connections=connection_settings(upstream) if upstream is not None else None,
+        retries=upstream.retries if upstream is not None else 0,
+    )
+
+
+def connection_settings(upstream: UpstreamConfig) -> UpstreamConnectionSettings:
+    """How to connect to the servers of ``upstream`` over HTTP."""
+    return UpstreamConnectionSettings(
+        client=ClientSettings(
+            first_byte_timeout=upstream.first_byte_timeout,
+            idle_timeout=upstream.read_timeout,
+        ),
+        connect_timeout=upstream.connect_timeout,
+        keepalive=upstream.keepalive,
+        keepalive_timeout=upstream.keepalive_timeout,
+        tls_verify=upstream.tls_verify,
+        tls_ca_file=upstream.tls_ca_file,
     )
 
 

@@ -20,7 +20,7 @@ from edgeproxy.config.model import Config
 from edgeproxy.errors import ConfigError, PluginError
 from edgeproxy.plugin_environment import PluginEnvironment
 from edgeproxy.registry import PluginRegistry, discover
-from edgeproxy.snapshot import Snapshot, build_snapshot
+from edgeproxy.snapshot import Snapshot, TransitionObserver, build_snapshot
 
 
 class Options(usage.Options):
@@ -65,7 +65,12 @@ def list_plugins(registry: PluginRegistry, out: TextIO) -> int:
     return 1 if registry.broken or registry.duplicates else 0
 
 
-def load(path: str, registry: PluginRegistry, reactor: object) -> Snapshot:
+def load(
+    path: str,
+    registry: PluginRegistry,
+    reactor: object,
+    on_transition: TransitionObserver | None = None,
+) -> Snapshot:
     """
     Read, validate and build the configuration at ``path``.
 
@@ -85,7 +90,7 @@ def load(path: str, registry: PluginRegistry, reactor: object) -> Snapshot:
             except ConfigError as more:
                 raise ConfigError(error.problems + more.problems) from None
         raise
-    return build_snapshot(config, registry, environment)
+    return build_snapshot(config, registry, environment, on_transition=on_transition)
 
 
 def check(path: str, registry: PluginRegistry, out: TextIO, err: TextIO) -> int:
@@ -120,14 +125,14 @@ def makeService(options: Options) -> IService:
     """Build the service tree for ``twistd``; a bad config exits with every error."""
     from twisted.internet import reactor
 
-    from edgeproxy.service import EdgeproxyService
+    from edgeproxy.service import EdgeproxyService, log_transition
 
     registry = discover()
     for broken in registry.broken:
         sys.stderr.write(f"warning: {broken}\n")
     path = options["config"]
     try:
-        snapshot = load(path, registry, reactor)
+        snapshot = load(path, registry, reactor, log_transition)
     except ConfigError as error:
         for problem in error.problems:
             sys.stderr.write(f"{problem}\n")

@@ -37,6 +37,18 @@ _NO_DEFAULT_SECTION = "\x00"
 
 _KINDS_BY_PREFIX = {kind.prefix: kind for kind in SECTION_KINDS}
 
+_HTTP_ONLY_KEYS = frozenset(
+    {
+        "max_head_size",
+        "max_header_count",
+        "max_uri_length",
+        "max_body_size",
+        "head_timeout",
+        "body_timeout",
+        "keepalive_timeout",
+        "send_timeout",
+    }
+)
 _TCP_ONLY_KEYS = frozenset(
     {
         "max_connections",
@@ -243,10 +255,17 @@ class _SectionReader:
         other = endpoints.setdefault(listener.endpoint, listener.name)
         if other != listener.name:
             self.problem(section, "endpoint", f"listener:{other} uses it already")
+        other_protocol, other_keys = (
+            ("tcp", _TCP_ONLY_KEYS)
+            if listener.protocol == "http"
+            else ("http", _HTTP_ONLY_KEYS)
+        )
+        for key, _ in self.parser.items(section):
+            if key in other_keys:
+                self.problem(
+                    section, key, f"only {other_protocol} listeners take this key"
+                )
         if listener.protocol == "http":
-            for key, _ in self.parser.items(section):
-                if key in _TCP_ONLY_KEYS:
-                    self.problem(section, key, "only tcp listeners take this key")
             if not listener.routes:
                 self.problem(section, "routes", "an http listener needs routes")
             if listener.upstream is not None:

@@ -22,6 +22,7 @@ from edgeproxy.config.values import (
     parse_int,
     parse_list,
     parse_name,
+    parse_size,
 )
 from edgeproxy.core.addresses import AddressSet
 from edgeproxy.core.forwarding import ForwardingPolicy
@@ -50,6 +51,10 @@ def _protocol(text: str) -> str:
 
 def _text(text: str) -> str:
     return text.strip()
+
+
+def _optional_text(text: str) -> str | None:
+    return text.strip() or None
 
 
 def _optional_name(text: str) -> str | None:
@@ -207,6 +212,49 @@ class ListenerConfig:
         _positive_duration,
         "``tcp`` listeners: time for the PROXY header to arrive.",
         default=5.0,
+    )
+    max_head_size: int = setting(
+        parse_size,
+        "``http`` listeners: largest request line and header fields; larger "
+        "heads get 431.",
+        default=16 * 1024,
+    )
+    max_header_count: int = setting(
+        lambda text: parse_int(text, minimum=1),
+        "``http`` listeners: most header fields in a request (431 beyond).",
+        default=100,
+    )
+    max_uri_length: int = setting(
+        parse_size,
+        "``http`` listeners: longest request target (414 beyond).",
+        default=8 * 1024,
+    )
+    max_body_size: int = setting(
+        parse_size,
+        "``http`` listeners: largest request body (413 beyond); 0 for no limit.",
+        default=1024 * 1024,
+    )
+    head_timeout: float = setting(
+        parse_duration,
+        "``http`` listeners: time for a request head to arrive once started "
+        "(408 after it): the guard against slow-header clients.",
+        default=60.0,
+    )
+    body_timeout: float = setting(
+        parse_duration,
+        "``http`` listeners: longest pause inside a request body (408 after it).",
+        default=60.0,
+    )
+    keepalive_timeout: float = setting(
+        parse_duration,
+        "``http`` listeners: how long an idle client connection is kept open.",
+        default=75.0,
+    )
+    send_timeout: float = setting(
+        parse_duration,
+        "``http`` listeners: how long a client may leave its socket full "
+        "before it is dropped.",
+        default=60.0,
     )
 
 
@@ -413,6 +461,52 @@ class UpstreamConfig:
         lambda text: parse_int(text, minimum=1),
         "Active health: failed probes in a row that take an up server out.",
         default=3,
+    )
+    connect_timeout: float = setting(
+        _positive_duration,
+        "HTTP: time to connect to a server (504 after it, or the next server).",
+        default=5.0,
+    )
+    first_byte_timeout: float = setting(
+        parse_duration,
+        "HTTP: time from sending a request to the first byte of its response "
+        "(504 after it); 0 for no limit.",
+        default=60.0,
+    )
+    read_timeout: float = setting(
+        parse_duration,
+        "HTTP: longest pause between two reads of a response (the response is "
+        "cut after it); 0 for no limit.",
+        default=60.0,
+    )
+    retries: int = setting(
+        lambda text: parse_int(text, minimum=0),
+        "HTTP: how many more servers to try when a connection fails, or (for "
+        "idempotent requests without a body already sent) when it resets "
+        "before any response byte.",
+        default=1,
+    )
+    keepalive: int = setting(
+        lambda text: parse_int(text, minimum=0),
+        "HTTP: idle connections kept open to each server for reuse (0: none).",
+        default=32,
+    )
+    keepalive_timeout: float = setting(
+        parse_duration,
+        "HTTP: how long an idle upstream connection is kept.",
+        default=60.0,
+    )
+    tls_verify: bool = setting(
+        parse_bool,
+        "HTTP: verify ``https://`` servers' certificates against their name.  "
+        "Turning it off is logged as a warning at startup.",
+        default=True,
+    )
+    tls_ca_file: str | None = setting(
+        _optional_text,
+        "HTTP: a PEM file of the CAs to trust for ``https://`` servers "
+        "(the system's trust store when not given).",
+        default=None,
     )
     health_options: Mapping[str, str] = field(
         default_factory=lambda: MappingProxyType({})

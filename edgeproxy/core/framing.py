@@ -349,7 +349,7 @@ def _content_length(values: list[bytes]) -> int:
     for value in values:
         for part in value.split(b","):
             digits = part.strip(b" \t")
-            if not digits.isdigit() or len(digits) > _MAX_LENGTH_DIGITS:
+            if not digits.isdigit() or len(digits.lstrip(b"0")) > _MAX_LENGTH_DIGITS:
                 raise FramingError("malformed Content-Length")
             length = int(digits)
             if found not in (-1, length):

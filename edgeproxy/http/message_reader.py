@@ -4,10 +4,11 @@ Bounded reading of HTTP/1.x messages with httptools (llhttp, strict mode).
 llhttp finds the framing and refuses malformed input; it has no size limits.
 :class:`MessageReader` adds them: the request target, the head's size and field
 count, and the trailer section of a chunked body.  A field that is still being
-received is held inside httptools where no callback sees it, so besides counting
-the fields it is given, the reader counts every byte of a read that falls wholly
-inside a head (or a trailer section): a head can then exceed its limit by at
-most the one read that started it.
+received is held inside httptools where no callback sees it, so the reader
+counts every byte of a read that falls wholly inside a head (or a trailer
+section): what is held can exceed the limit by at most the one read that started
+the head.  A complete head is measured exactly only when the reads it came in
+could exceed the limit, which keeps the usual one-read head cheap.
 """
 
 from __future__ import annotations
@@ -62,8 +63,8 @@ class MessageReader(Generic[Parser]):
         "_begun",
         "_body",
         "_complete",
+        "_first_read_size",
         "_head",
-        "_head_size",
         "_headers",
         "_marks",
         "_max_field_count",
@@ -71,6 +72,8 @@ class MessageReader(Generic[Parser]):
         "_max_target_length",
         "_new_parser",
         "_raw_size",
+        "_read_marks",
+        "_read_size",
         "_trailer_count",
         "_trailer_raw_size",
         "_trailer_size",
@@ -102,8 +105,10 @@ class MessageReader(Generic[Parser]):
         self._max_field_count = max_field_count
         self._max_target_length = max_target_length
         self._headers: list[HeaderPair] = []
-        self._head_size = 0
+        self._first_read_size = 0
         self._raw_size = 0
+        self._read_size = 0
+        self._read_marks = 0
         self._marks = 0
         self._watching_trailer = False
         self._trailer_size = 0
@@ -128,7 +133,8 @@ class MessageReader(Generic[Parser]):
         """
         in_head = self.in_head
         in_trailer = self._watching_trailer
-        marks = self._marks
+        self._read_marks = marks = self._marks
+        self._read_size = len(data)
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserCallbackError as error:
@@ -165,7 +171,7 @@ class MessageReader(Generic[Parser]):
         """httptools: a message starts."""
         self._marks += 1
         self._headers = []
-        self._head_size = 0
+        self._first_read_size = self._read_size
         self._raw_size = 0
         self._trailer_count = 0
         self.in_head = True
@@ -176,7 +182,6 @@ class MessageReader(Generic[Parser]):
     def on_url(self, url: bytes) -> None:
         """httptools: (a piece of) the request target."""
         self.target += url
-        self._head_size += len(url)
         if self._max_target_length and len(self.target) > self._max_target_length:
             raise MessageError(414, "request target too long")
 
@@ -186,26 +191,31 @@ class MessageReader(Generic[Parser]):
 
     def on_header(self, name: bytes, value: bytes) -> None:
         """httptools: one complete field line (of the head or the trailer)."""
-        if not self.in_head:
+        if self.in_head:
+            # llhttp strips leading whitespace only; a value never ends with OWS.
+            self._headers.append((name, value.rstrip(b" \t")))
+        else:
             self._trailer_count += 1
             self._trailer_size += len(name) + len(value) + _FIELD_LINE_OVERHEAD
             self._check_trailer()
-            return
-        headers = self._headers
-        # llhttp strips leading whitespace only; a value never ends with OWS.
-        headers.append((name, value.rstrip(b" \t")))
-        self._head_size += len(name) + len(value)
-        if len(headers) > self._max_field_count:
-            raise MessageError(431, "too many header fields")
 
     def on_headers_complete(self) -> None:
         """httptools: the head is complete."""
         self.in_head = False
-        # The size is checked here: a head within one read is bounded by the
-        # read, and reads beyond it by the raw count in feed().
-        size = self._head_size + _FIELD_LINE_OVERHEAD * len(self._headers)
-        if size > self._max_head_size:
-            raise MessageError(431, "header section too large")
+        headers = self._headers
+        if len(headers) > self._max_field_count:
+            raise MessageError(431, "too many header fields")
+        # The head is no larger than the reads it came in; only when those
+        # could exceed the limit is it measured (most heads come in one read).
+        bound = self._first_read_size + self._raw_size
+        if self._marks == self._read_marks:
+            bound += self._read_size
+        if bound > self._max_head_size:
+            size = len(self.target) + sum(
+                len(name) + len(value) + _FIELD_LINE_OVERHEAD for name, value in headers
+            )
+            if size > self._max_head_size:
+                raise MessageError(431, "header section too large")
         self._head()
 
     def on_body(self, data: bytes) -> None:

@@ -260,9 +260,13 @@ class HTTPServerProtocol(FlowControlledProtocol):
         method = parser.get_method()
         if method == b"CONNECT":
             raise MessageError(405, "CONNECT is not served here")
+        target = reader.target
+        if b"#" in target:
+            # llhttp lets a fragment through; two servers could read it two ways.
+            raise MessageError(400, "fragment in the request target")
         headers = Headers()
         headers.pairs = reader.take_headers()
-        request = RequestHead(method, reader.target, headers, version)
+        request = RequestHead(method, target, headers, version)
         try:
             framing = inspect_request(request)
         except FramingError as error:
@@ -402,7 +406,11 @@ class HTTPServerProtocol(FlowControlledProtocol):
                 kind, seconds = _Timer.HEAD, settings.head_timeout
             else:
                 kind, seconds = _Timer.IDLE, settings.keep_alive_timeout
-        elif self._receiving is self._active and not self._reading_paused:
+        elif (
+            self._active is not None
+            and self._receiving is self._active
+            and not self._reading_paused
+        ):
             kind, seconds = _Timer.BODY, settings.body_timeout
         if kind is self._deadline.kind:
             return

@@ -174,7 +174,7 @@ class ServerExchange:
         producer: IPushProducer | None = None,
     ) -> None:
         """
-        Send a response head; the body follows with :meth:`send_body`.
+        Send a final response head; the body follows with :meth:`send_body`.
 
         :param head: the head, whose framing fields (``Content-Length``,
             ``Transfer-Encoding``, ``Connection``) are rewritten here.
@@ -186,7 +186,7 @@ class ServerExchange:
             :class:`~edgeproxy.http.body.BodyStream`): paused while the
             client's socket is full, stopped if the client goes away.
         """
-        if self._state != _WAITING:
+        if self._state != _WAITING or head.status < 200:
             self._refuse("send_head", producer)
             return
         connection = self._connection
@@ -276,7 +276,7 @@ class ServerExchange:
         ``Content-Length``, ``Date`` and ``Connection`` are added as needed;
         ``response`` itself is not changed.
         """
-        if self._state != _WAITING:
+        if self._state != _WAITING or response.status < 200:
             self._refuse("send_local", None)
             return
         self._write_local(response)
@@ -370,7 +370,10 @@ class ServerExchange:
             callback = self.on_client_gone
             self.on_client_gone = None
             if callback is not None:
-                callback()
+                try:
+                    callback()
+                except Exception:
+                    _log.failure("on_client_gone of {exchange!r} failed", exchange=self)
 
     # --- internals -----------------------------------------------------------
 
@@ -399,7 +402,8 @@ class ServerExchange:
     def _refuse(self, what: str, producer: IPushProducer | None) -> None:
         if self._state != _CLOSED:
             _log.error(
-                "{what} on {exchange!r}, which already has its response: ignored",
+                "{what} on {exchange!r} ignored: it has its response already, "
+                "or this is not a final response (or a 101 to an Upgrade)",
                 what=what,
                 exchange=self,
             )

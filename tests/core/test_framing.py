@@ -40,6 +40,7 @@ def request(*fields: tuple[bytes, bytes], version: bytes = b"1.1") -> RequestHea
         (((b"Content-Length", b"12"), (b"Content-Length", b"12")), fixed_length(12)),
         (((b"Content-Length", b"12, 12"),), fixed_length(12)),
         (((b"Content-Length", b"012"),), fixed_length(12)),
+        (((b"Content-Length", b"0" * 30 + b"12"),), fixed_length(12)),
         (((b"Transfer-Encoding", b"chunked"),), CHUNKED),
         (((b"transfer-encoding", b" Chunked "),), CHUNKED),
     ],

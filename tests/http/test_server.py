@@ -394,6 +394,7 @@ BAD_REQUESTS = [
     ("TLS hello", b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 400),
     ("lower-case method", b"get / HTTP/1.1\r\nHost: h\r\n\r\n", 400),
     ("space in target", b"GET /a b HTTP/1.1\r\nHost: h\r\n\r\n", 400),
+    ("fragment in target", b"GET /a#b HTTP/1.1\r\nHost: h\r\n\r\n", 400),
     ("HTTP/0.9", b"GET /\r\n\r\n", 400),
     ("HTTP/1.2", b"GET / HTTP/1.2\r\nHost: h\r\n\r\n", 400),
     ("HTTP/2.0", b"GET / HTTP/2.0\r\nHost: h\r\n\r\n", 505),

@@ -230,3 +230,16 @@ def test_upstream_date_is_kept(clock: MemoryReactorClock) -> None:
     exchange.send_head(head, fixed_length(0))
     assert b"Date: yesterday\r\n" in transport.value()
     assert b"1970" not in transport.value()
+
+
+@pytest.mark.parametrize("status", [100, 101, 103])
+def test_interim_status_is_not_a_response(
+    clock: MemoryReactorClock, logged: LogCapture, status: int
+) -> None:
+    """Only a final status answers; 1xx through send_head is refused and logged."""
+    exchange, transport = exchange_for(clock, GET11)
+    exchange.send_head(ResponseHead(status), NO_BODY)
+    exchange.send_local(LocalResponse(status))
+    assert transport.value() == b""
+    assert not exchange.responded
+    assert len(logged.errors()) == 2

@@ -1,0 +1,340 @@
+"""
+The reverse-proxy glue: one request from the client to an upstream and back.
+
+For each request the :class:`ProxyRequestHandler` takes the current snapshot
+once, then: routes the request, runs the route's request filters, picks a
+server from the route's pool, sends the request on a pooled connection, and
+relays the response through the response filters.  Connection failures (and,
+for idempotent requests whose body was not sent, resets before any response
+byte) are retried on other servers; errors become short 502, 503 and 504
+answers with a log line.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.internet.defer import CancelledError, Deferred
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from edgeproxy.core.context import RequestContext
+from edgeproxy.core.forwarding import (
+    client_response_headers,
+    real_client_address,
+    upstream_request_headers,
+)
+from edgeproxy.core.message import LocalResponse, RequestHead, ResponseHead
+from edgeproxy.core.rewrite import redirect_response, rewrite_locations, rewrite_target
+from edgeproxy.core.routing import effective_host_and_target
+from edgeproxy.errors import GatewayTimeout, NoServerAvailable, UpstreamError
+from edgeproxy.http.client import HTTPClientProtocol, NothingReceived, UpstreamResponse
+from edgeproxy.http.connection_pool import ConnectionPool
+from edgeproxy.http.filter_chain import (
+    filter_failed,
+    run_request_filters,
+    run_response_filters,
+)
+from edgeproxy.http.server_exchange import ServerExchange
+from edgeproxy.snapshot import Route, SnapshotHolder
+from edgeproxy.upstream.server import UpstreamServer
+
+log = Logger()
+
+IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"})
+
+_REASONS = {
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+}
+
+
+def error_response(status: int) -> LocalResponse:
+    """The short answer for an upstream error."""
+    return LocalResponse.text(status, _REASONS.get(status, "Error"))
+
+
+class ProxyRequestHandler:
+    """
+    Serves the requests of one ``http`` listener.
+
+    :param holder: the holder of the current snapshot.
+    :param listener: the listener's name (which route table to use).
+    :param scheme: ``b"https"`` for a TLS listener, else ``b"http"``.
+    :param connections: the process's upstream connection pool.
+    """
+
+    def __init__(
+        self,
+        holder: SnapshotHolder,
+        listener: str,
+        scheme: bytes,
+        reactor: Any,
+        connections: ConnectionPool,
+    ) -> None:
+        self.holder = holder
+        self.listener = listener
+        self.scheme = scheme
+        self.reactor = reactor
+        self.connections = connections
+
+    def request_received(self, exchange: ServerExchange) -> None:
+        """Proxy one request."""
+        ProxiedRequest(self, exchange).start()
+
+
+class _Attempt:
+    """One try of a request on one server, accounted to the pool exactly once."""
+
+    __slots__ = ("connected", "connection", "done", "reused", "server", "started")
+
+    def __init__(self, server: UpstreamServer, started: float) -> None:
+        self.server = server
+        self.started = started
+        self.connected = False
+        self.reused = False
+        self.done = False
+        self.connection: HTTPClientProtocol | None = None
+
+
+class ProxiedRequest:
+    """The life of one request through the proxy."""
+
+    def __init__(self, handler: ProxyRequestHandler, exchange: ServerExchange) -> None:
+        self.handler = handler
+        self.exchange = exchange
+        self.snapshot = handler.holder.current
+        self.route: Route | None = None
+        self.host: bytes | None = None
+        self.context = RequestContext(
+            exchange.client_host,
+            exchange.client_port,
+            exchange.request,
+            started=handler.reactor.seconds(),
+        )
+        self.ran = 0
+        self.tried: set[str] = set()
+        self.retries_left = 0
+        self.stale_retry_done = False
+        self.pending: Deferred[Any] | None = None
+        self.gone = False
+        exchange.on_client_gone = self._client_gone
+
+    # --- request side ------------------------------------------------------
+
+    def start(self) -> None:
+        """Route the request and run its filters."""
+        request = self.exchange.request
+        try:
+            self.host, request.target = effective_host_and_target(request)
+        except ValueError as error:
+            self.exchange.send_local(LocalResponse.text(400, f"Bad Request: {error}"))
+            return
+        table = self.snapshot.route_tables[self.handler.listener]
+        route = table.match(request, self.host)
+        if route is None:
+            self.exchange.send_local(
+                LocalResponse.text(404, "Not Found: no route serves this request")
+            )
+            return
+        self.route = route
+        self.context.route = route.name
+        self.context.client_host = real_client_address(
+            self.exchange.client_host,
+            request.headers,
+            route.specs.forwarding.trusted_proxies,
+        )
+        run_request_filters(route.filters, self.context, request, self._filtered)
+
+    def _filtered(self, answer: LocalResponse | None, ran: int) -> None:
+        assert self.route is not None
+        self.ran = ran
+        if answer is not None:
+            self.respond_local(answer)
+            return
+        specs = self.route.specs
+        request = self.exchange.request
+        if specs.redirect is not None:
+            self.respond_local(redirect_response(specs.redirect, request, self.host))
+            return
+        if self.route.pool is None or self.route.connections is None:
+            self.respond_local(error_response(503))
+            return
+        request.target = rewrite_target(specs.rewrite, request.target)
+        self.retries_left = self.route.retries
+        self.try_server()
+
+    def try_server(self) -> None:
+        """Send the request to one server of the pool."""
+        route = self.route
+        assert route is not None and route.pool is not None
+        assert route.connections is not None
+        now = self.handler.reactor.seconds()
+        try:
+            server = route.pool.pick(self.context, now, frozenset(self.tried))
+        except NoServerAvailable as error:
+            self.fail(error)
+            return
+        self.tried.add(server.key)
+        attempt = _Attempt(server, now)
+        route.pool.started(server, now)
+        d = self.handler.connections.acquire(
+            server, route.connections, lambda kept: self._released(attempt)
+        )
+        self.pending = d
+        d.addCallback(self._connected, attempt)
+        d.addErrback(self._failed, attempt)
+
+    def _connected(
+        self, result: tuple[HTTPClientProtocol, bool], attempt: _Attempt
+    ) -> Deferred[UpstreamResponse]:
+        connection, reused = result
+        attempt.connected = True
+        attempt.reused = reused
+        attempt.connection = connection
+        route = self.route
+        assert route is not None
+        request = self.exchange.request
+        server = attempt.server
+        headers = upstream_request_headers(
+            request,
+            route.specs.forwarding,
+            peer_host=self.exchange.client_host,
+            peer_port=self.exchange.client_port,
+            scheme=self.handler.scheme,
+            request_host=self.host,
+            upstream_authority=server.key.encode("ascii"),
+        )
+        outgoing = RequestHead(request.method, request.target, headers, b"1.1")
+        d = connection.send_request(outgoing, self.exchange.framing, self.exchange.body)
+        self.pending = d
+        d.addCallback(self._responded, attempt)
+        return d
+
+    def _client_gone(self) -> None:
+        self.gone = True
+        if self.pending is not None:
+            self.pending.cancel()
+
+    # --- upstream outcomes -------------------------------------------------
+
+    def _released(self, attempt: _Attempt) -> None:
+        self._account(attempt, failed=False)
+
+    def _account(self, attempt: _Attempt, failed: bool) -> None:
+        if attempt.done:
+            return
+        attempt.done = True
+        route = self.route
+        assert route is not None and route.pool is not None
+        now = self.handler.reactor.seconds()
+        route.pool.finished(attempt.server, now, now - attempt.started, failed)
+
+    def _failed(self, failure: Failure, attempt: _Attempt) -> None:
+        self.pending = None
+        if failure.check(CancelledError) or self.gone:
+            self._account(attempt, failed=False)
+            return
+        error = failure.value
+        if not isinstance(error, UpstreamError):
+            log.failure("proxying a request failed", failure)
+            self._account(attempt, failed=True)
+            self.fail(None)
+            return
+        body = self.exchange.body
+        replayable = body is None or not body.started
+        if (
+            isinstance(error, NothingReceived)
+            and attempt.reused
+            and replayable
+            and not self.stale_retry_done
+        ):
+            # The server closed a kept-alive connection as we reused it: not
+            # the server's failure; try once more on a fresh connection.
+            self._account(attempt, failed=False)
+            self.stale_retry_done = True
+            self.tried.discard(attempt.server.key)
+            self.try_server()
+            return
+        self._account(attempt, failed=True)
+        retriable = replayable and (
+            not attempt.connected
+            or (
+                self.exchange.request.method in IDEMPOTENT
+                and not isinstance(error, GatewayTimeout)
+            )
+        )
+        log.warn(
+            "{route}: {server} failed: {reason}",
+            route=self.context.route,
+            server=attempt.server.key,
+            reason=error.reason,
+        )
+        if retriable and self.retries_left > 0:
+            self.retries_left -= 1
+            self.try_server()
+            return
+        self.fail(error)
+
+    def _responded(self, response: UpstreamResponse, attempt: _Attempt) -> None:
+        self.pending = None
+        route = self.route
+        assert route is not None
+        head = response.head
+        head.headers = client_response_headers(head, route.specs.forwarding)
+        location = route.specs.location
+        if location.enabled:
+            authorities = [attempt.server.key.encode("ascii")]
+            if self.host is not None:
+                authorities.append(self.host)
+            head.headers = rewrite_locations(
+                head.headers,
+                location,
+                upstream_authorities=authorities,
+                public_scheme=self.handler.scheme,
+                public_host=self.host,
+            )
+        head.headers.pairs.extend(self.context.response_headers.pairs)
+
+        def send() -> None:
+            self.exchange.send_response(head, response.framing, response.body)
+
+        def broken() -> None:
+            if response.body is not None:
+                response.body.stopProducing()
+            self.exchange.send_local(filter_failed())
+
+        run_response_filters(route.filters, self.ran, self.context, head, send, broken)
+
+    # --- answers made here -------------------------------------------------
+
+    def fail(self, error: UpstreamError | None) -> None:
+        """Answer with the status the error calls for (502 by default)."""
+        status = error.status if error is not None else 502
+        if error is not None and isinstance(error, NoServerAvailable):
+            log.warn(
+                "{route}: no server available: {reason}",
+                route=self.context.route,
+                reason=error.reason,
+            )
+        self.respond_local(error_response(status))
+
+    def respond_local(self, answer: LocalResponse) -> None:
+        """Send an answer made here, through the response filters that ran."""
+        route = self.route
+        head = ResponseHead(answer.status, b"", answer.headers)
+        head.headers.pairs.extend(self.context.response_headers.pairs)
+        if route is None or self.ran == 0:
+            self.exchange.send_local(answer)
+            return
+
+        def send() -> None:
+            self.exchange.send_local(
+                LocalResponse(head.status, answer.body, head.headers)
+            )
+
+        def broken() -> None:
+            self.exchange.send_local(filter_failed())
+
+        run_response_filters(route.filters, self.ran, self.context, head, send, broken)
