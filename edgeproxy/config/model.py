@@ -336,6 +336,25 @@ class RouteConfig:
         "The port put in ``https_redirect`` URLs (443 when not given).",
         default=None,
     )
+    websocket: bool = setting(
+        parse_bool,
+        "Pass WebSocket upgrades through: a request with ``Upgrade: websocket`` "
+        "goes upstream with its ``Upgrade``; a ``101`` answer turns both "
+        "connections into a byte-faithful tunnel.  Without it, ``Upgrade`` is "
+        "not forwarded.",
+        default=False,
+    )
+    websocket_idle_timeout: float = setting(
+        parse_duration,
+        "Close a WebSocket tunnel after this long without a byte either way "
+        "(0: never).",
+        default=3600.0,
+    )
+    websocket_max_lifetime: float = setting(
+        parse_duration,
+        "Close a WebSocket tunnel this long after it opened (0: never).",
+        default=0.0,
+    )
     location_rewrite: bool = setting(
         parse_bool,
         "Rewrite ``Location``, ``Content-Location`` and ``Refresh`` fields that "

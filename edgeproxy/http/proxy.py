@@ -37,6 +37,7 @@ from edgeproxy.http.filter_chain import (
 )
 from edgeproxy.http.server_exchange import ServerExchange
 from edgeproxy.snapshot import Route, SnapshotHolder
+from edgeproxy.tunnel import EndReason, Tunnel
 from edgeproxy.upstream.server import UpstreamServer
 
 log = Logger()
@@ -48,6 +49,15 @@ _REASONS = {
     503: "Service Unavailable",
     504: "Gateway Timeout",
 }
+
+
+def is_websocket_upgrade(request: RequestHead) -> bool:
+    """Whether ``request`` asks to upgrade to WebSocket (RFC 6455 4.1)."""
+    return any(
+        token.strip().lower() == b"websocket"
+        for value in request.headers.get_all(b"upgrade")
+        for token in value.split(b",")
+    )
 
 
 def error_response(status: int) -> LocalResponse:
@@ -87,7 +97,15 @@ class ProxyRequestHandler:
 class _Attempt:
     """One try of a request on one server, accounted to the pool exactly once."""
 
-    __slots__ = ("connected", "connection", "done", "reused", "server", "started")
+    __slots__ = (
+        "connected",
+        "connection",
+        "done",
+        "reused",
+        "server",
+        "started",
+        "tunnelled",
+    )
 
     def __init__(self, server: UpstreamServer, started: float) -> None:
         self.server = server
@@ -95,6 +113,7 @@ class _Attempt:
         self.connected = False
         self.reused = False
         self.done = False
+        self.tunnelled = False
         self.connection: HTTPClientProtocol | None = None
 
 
@@ -119,6 +138,7 @@ class ProxiedRequest:
         self.stale_retry_done = False
         self.pending: Deferred[Any] | None = None
         self.gone = False
+        self.websocket = False
         exchange.on_client_gone = self._client_gone
 
     # --- request side ------------------------------------------------------
@@ -144,6 +164,11 @@ class ProxiedRequest:
             self.exchange.client_host,
             request.headers,
             route.specs.forwarding.trusted_proxies,
+        )
+        self.websocket = (
+            self.exchange.upgrade
+            and route.config.websocket
+            and is_websocket_upgrade(request)
         )
         run_request_filters(route.filters, self.context, request, self._filtered)
 
@@ -205,6 +230,7 @@ class ProxiedRequest:
             scheme=self.handler.scheme,
             request_host=self.host,
             upstream_authority=server.key.encode("ascii"),
+            websocket=self.websocket,
         )
         outgoing = RequestHead(request.method, request.target, headers, b"1.1")
         d = connection.send_request(outgoing, self.exchange.framing, self.exchange.body)
@@ -220,7 +246,8 @@ class ProxiedRequest:
     # --- upstream outcomes -------------------------------------------------
 
     def _released(self, attempt: _Attempt) -> None:
-        self._account(attempt, failed=False)
+        if not attempt.tunnelled:
+            self._account(attempt, failed=False)
 
     def _account(self, attempt: _Attempt, failed: bool) -> None:
         if attempt.done:
@@ -282,7 +309,14 @@ class ProxiedRequest:
         route = self.route
         assert route is not None
         head = response.head
-        head.headers = client_response_headers(head, route.specs.forwarding)
+        switching = head.status == 101 and self.websocket
+        if switching:
+            # The tunnel, not the HTTP exchange, decides when the server is
+            # done with: account it when the tunnel closes.
+            attempt.tunnelled = True
+        head.headers = client_response_headers(
+            head, route.specs.forwarding, upgrade_passthrough=switching
+        )
         location = route.specs.location
         if location.enabled:
             authorities = [attempt.server.key.encode("ascii")]
@@ -298,14 +332,41 @@ class ProxiedRequest:
         head.headers.pairs.extend(self.context.response_headers.pairs)
 
         def send() -> None:
-            self.exchange.send_response(head, response.framing, response.body)
+            if switching:
+                self._open_tunnel(head, attempt)
+            else:
+                self.exchange.send_response(head, response.framing, response.body)
 
         def broken() -> None:
-            if response.body is not None:
+            if switching:
+                self._account(attempt, failed=False)
+                if attempt.connection is not None:
+                    attempt.connection.close()
+            elif response.body is not None:
                 response.body.stopProducing()
             self.exchange.send_local(filter_failed())
 
         run_response_filters(route.filters, self.ran, self.context, head, send, broken)
+
+    def _open_tunnel(self, head: ResponseHead, attempt: _Attempt) -> None:
+        """Join the client and the upstream connection after a 101."""
+        route = self.route
+        assert route is not None and attempt.connection is not None
+        config = route.config
+        tunnel = Tunnel(
+            self.handler.reactor,
+            idle_timeout=config.websocket_idle_timeout or None,
+            max_lifetime=config.websocket_max_lifetime or None,
+            on_close=lambda stats: self._account(
+                attempt, failed=stats.reason is EndReason.SERVER_RESET
+            ),
+        )
+        if self.gone:
+            attempt.connection.close()
+            self._account(attempt, failed=False)
+            return
+        self.exchange.switch_protocols(head, tunnel.client)
+        attempt.connection.switch_protocols(tunnel.server)
 
     # --- answers made here -------------------------------------------------
 
