@@ -61,7 +61,8 @@ def main(dist: str) -> None:
         listing = run(twistd, "edgeproxy", "--list-plugins")
         if listing.returncode or "headers" not in listing.stdout:
             fail(
-                f"--list-plugins did not list the built-ins:\n{listing.stdout}{listing.stderr}"
+                "--list-plugins did not list the built-ins:\n"
+                f"{listing.stdout}{listing.stderr}"
             )
         again = run(twistd, "edgeproxy", "--list-plugins")
         noise = again.stdout + again.stderr
