@@ -137,6 +137,7 @@ class ProxiedRequest:
         self.retries_left = 0
         self.stale_retry_done = False
         self.pending: Deferred[Any] | None = None
+        self.last_error: UpstreamError | None = None
         self.gone = False
         self.websocket = False
         exchange.on_client_gone = self._client_gone
@@ -199,7 +200,9 @@ class ProxiedRequest:
         try:
             server = route.pool.pick(self.context, now, frozenset(self.tried))
         except NoServerAvailable as error:
-            self.fail(error)
+            # After a failed try, the client hears about that failure, not
+            # about there being no other server to try.
+            self.fail(self.last_error or error)
             return
         self.tried.add(server.key)
         attempt = _Attempt(server, now)
@@ -300,6 +303,7 @@ class ProxiedRequest:
         )
         if retriable and self.retries_left > 0:
             self.retries_left -= 1
+            self.last_error = error
             self.try_server()
             return
         self.fail(error)

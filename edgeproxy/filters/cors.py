@@ -1,0 +1,425 @@
+"""
+The ``cors`` filter: answer CORS preflights and mark responses for other origins.
+
+Options::
+
+    [filter:browser_api]
+    plugin = cors
+    allow_origins = https://app.example.com, ~^https://[a-z0-9-]+\\.example\\.com$
+    allow_methods = GET, HEAD, POST, PUT, DELETE     ; default GET, HEAD, POST
+    allow_headers = Authorization, Content-Type      ; default none
+    expose_headers = X-Request-ID                    ; default none
+    allow_credentials = yes                          ; default no
+    max_age = 10m                                    ; default: not sent
+
+``allow_origins`` (required) lists origins as browsers send them
+(``scheme://host[:port]``, no path; a default port is dropped), ``null``, ``*``
+for any origin, and regular expressions written ``~REGEX`` that must match the
+whole origin.  A regular expression runs to the end of its line, so it may hold
+commas; put further entries on the next line.  ``allow_methods``,
+``allow_headers`` and ``expose_headers`` take names or ``*``.
+
+This follows the CORS protocol of the Fetch standard:
+
+- A preflight (``OPTIONS`` with ``Origin`` and ``Access-Control-Request-Method``)
+  is answered here: ``204`` with the ``Access-Control-Allow-*`` fields (and
+  ``-Max-Age``) when the origin, the method and every requested header are
+  allowed, else ``403`` with a short reason and no CORS fields, which shows the
+  refusal in the browser's network panel as gateway users expect.  ``GET``,
+  ``HEAD`` and ``POST`` always pass, as browsers never check them.  Methods are
+  case-sensitive, but ``DELETE``, ``GET``, ``HEAD``, ``OPTIONS``, ``POST`` and
+  ``PUT`` are upper-cased (as browsers do); header names are not.
+- Other requests go upstream.  The filter owns the response's
+  ``Access-Control-Allow-Origin``, ``-Allow-Credentials`` and ``-Expose-Headers``:
+  it drops the upstream's and, when the ``Origin`` is allowed, adds its own, on
+  upstream responses and local answers (401, 429, 503) alike.
+- ``Access-Control-Allow-Origin`` is ``*`` only for ``*`` origins without
+  credentials; otherwise it repeats the request's origin, and every response
+  gets ``Vary: Origin`` so that caches keep origins apart.  With credentials,
+  ``*`` allows any origin but ``null`` (sandboxed documents), unless listed.
+- With credentials, browsers read ``*`` in the other fields literally, so ``*``
+  methods and headers repeat what the preflight asks for and ``*`` exposed
+  headers list the response's field names.  Without credentials, ``*`` headers
+  also name ``Authorization`` when asked: ``*`` never covers it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from twisted.plugin import IPlugin
+from zope.interface import implementer
+
+from edgeproxy.config.values import parse_bool, parse_duration, parse_list
+from edgeproxy.core.context import RequestContext
+from edgeproxy.core.message import Headers, LocalResponse, RequestHead, ResponseHead
+from edgeproxy.errors import OptionError
+from edgeproxy.filters.answers import local_answer
+from edgeproxy.interfaces import IFilter, IFilterFactory
+from edgeproxy.plugin_environment import PluginEnvironment
+
+SAFELISTED_METHODS = frozenset({b"GET", b"HEAD", b"POST"})
+"""Methods that browsers never check in a preflight."""
+
+NORMALIZED_METHODS = frozenset({"DELETE", "GET", "HEAD", "OPTIONS", "POST", "PUT"})
+"""Methods that browsers upper-case, whatever case a script wrote them in."""
+
+UNEXPOSABLE = frozenset(
+    b"cache-control content-language content-length content-type expires "
+    b"last-modified pragma set-cookie set-cookie2".split()
+)
+"""Response fields never worth exposing: readable already, or never readable."""
+
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_ORIGIN = re.compile(r"([a-z][a-z0-9+.-]*)://([^/?#@\s]+?)(?::(\d+))?")
+_DEFAULT_PORTS = {"http": "80", "https": "443", "ws": "80", "wss": "443"}
+
+_ALLOW_ORIGIN = b"Access-Control-Allow-Origin"
+_ALLOW_CREDENTIALS = b"Access-Control-Allow-Credentials"
+_EXPOSE_HEADERS = b"Access-Control-Expose-Headers"
+_NOTE_ORIGIN = "cors.allow_origin"
+_NOTE_PREFLIGHT = "cors.preflight"
+
+
+@dataclass(frozen=True)
+class CorsPolicy:
+    """
+    What a ``cors`` filter allows.
+
+    :ivar any_origin: ``*`` is among the origins.
+    :ivar origins: exact origins (normalized, lower case), ``null`` included.
+    :ivar origin_patterns: regular expressions an origin may fully match.
+    :ivar methods: allowed methods; ``(b"*",)`` for any.
+    :ivar headers: allowed request header names as written; ``(b"*",)`` for any.
+    :ivar expose_headers: response header names to expose; ``(b"*",)`` for all.
+    :ivar credentials: whether credentialed requests are allowed.
+    :ivar max_age: seconds a browser may keep a preflight's answer, or ``None``.
+    """
+
+    any_origin: bool = False
+    origins: frozenset[str] = frozenset()
+    origin_patterns: tuple[re.Pattern[str], ...] = ()
+    methods: tuple[bytes, ...] = (b"GET", b"HEAD", b"POST")
+    headers: tuple[bytes, ...] = ()
+    expose_headers: tuple[bytes, ...] = ()
+    credentials: bool = False
+    max_age: int | None = None
+
+    @property
+    def varies_by_origin(self) -> bool:
+        """Whether ``Access-Control-Allow-Origin`` depends on the request's origin."""
+        return self.credentials or not self.any_origin
+
+    def allow_origin(self, origin: str) -> bytes | None:
+        """The ``Access-Control-Allow-Origin`` value for ``origin``, or ``None``."""
+        if self.any_origin and not self.credentials:
+            return b"*"
+        if (
+            origin.lower() in self.origins
+            or (self.any_origin and origin != "null")
+            or any(pattern.fullmatch(origin) for pattern in self.origin_patterns)
+        ):
+            return origin.encode("ascii")
+        return None
+
+
+@implementer(IFilter)
+class CorsFilter:
+    """Answers preflights and adds the CORS fields to responses."""
+
+    def __init__(self, policy: CorsPolicy) -> None:
+        self.policy = policy
+
+    def __repr__(self) -> str:
+        return f"<CorsFilter {self.policy!r}>"
+
+    def on_request(
+        self, context: RequestContext, request: RequestHead
+    ) -> LocalResponse | None:
+        """Answer a preflight; note the allowed origin of any other request."""
+        origins = request.headers.get_all(b"origin")
+        if not origins:
+            return None
+        origin = _origin_text(origins)
+        requested_method = request.headers.get_all(b"access-control-request-method")
+        if request.method == b"OPTIONS" and requested_method:
+            context.notes[_NOTE_PREFLIGHT] = True
+            return self._preflight(request, origin, requested_method)
+        allowed = None if origin is None else self.policy.allow_origin(origin)
+        if allowed is not None:
+            context.notes[_NOTE_ORIGIN] = allowed
+        return None
+
+    def on_response(self, context: RequestContext, response: ResponseHead) -> None:
+        """Put this filter's CORS fields in place of the upstream's ones."""
+        if context.notes.get(_NOTE_PREFLIGHT):
+            return
+        policy = self.policy
+        headers = response.headers
+        for name in (_ALLOW_ORIGIN, _ALLOW_CREDENTIALS, _EXPOSE_HEADERS):
+            headers.remove(name)
+        allowed = context.notes.get(_NOTE_ORIGIN)
+        # Listed before Vary is added: the names are the response's own.
+        expose = self._expose(headers) if isinstance(allowed, bytes) else []
+        if policy.varies_by_origin:
+            add_vary(headers, b"Origin")
+        if not isinstance(allowed, bytes):
+            return
+        headers.add(_ALLOW_ORIGIN, allowed)
+        if policy.credentials:
+            headers.add(_ALLOW_CREDENTIALS, b"true")
+        if expose:
+            headers.add(_EXPOSE_HEADERS, b", ".join(expose))
+
+    def _preflight(
+        self, request: RequestHead, origin: str | None, requested: list[bytes]
+    ) -> LocalResponse:
+        policy = self.policy
+        allowed = None if origin is None else policy.allow_origin(origin)
+        if allowed is None:
+            return _refusal(request, "the origin is not allowed")
+        method = requested[0].strip()
+        if len(requested) > 1 or not _is_token(method):
+            return _refusal(request, "Access-Control-Request-Method is malformed")
+        any_method = policy.methods == (b"*",)
+        if not (any_method or method in policy.methods or method in SAFELISTED_METHODS):
+            return _refusal(request, f"the method {method.decode()} is not allowed")
+        names = _requested_headers(request.headers)
+        if names is None:
+            return _refusal(request, "Access-Control-Request-Headers is malformed")
+        allowed_names = {name.lower() for name in policy.headers}
+        refused = [name for name in names if name not in allowed_names]
+        if refused and policy.headers != (b"*",):
+            listed = ", ".join(name.decode() for name in refused)
+            return _refusal(request, f"the headers {listed} are not allowed")
+
+        answer = LocalResponse(204)
+        fields = answer.headers
+        fields.add(_ALLOW_ORIGIN, allowed)
+        if policy.credentials:
+            fields.add(_ALLOW_CREDENTIALS, b"true")
+        if any_method and policy.credentials:
+            fields.add(b"Access-Control-Allow-Methods", method)
+            add_vary(fields, b"Access-Control-Request-Method")
+        else:
+            fields.add(b"Access-Control-Allow-Methods", b", ".join(policy.methods))
+        header_names = self._allow_headers(names)
+        if header_names:
+            fields.add(b"Access-Control-Allow-Headers", b", ".join(header_names))
+        if policy.headers == (b"*",) and names:
+            add_vary(fields, b"Access-Control-Request-Headers")
+        if policy.max_age is not None:
+            fields.add(b"Access-Control-Max-Age", b"%d" % policy.max_age)
+        if policy.varies_by_origin:
+            add_vary(fields, b"Origin")
+        return answer
+
+    def _allow_headers(self, requested: list[bytes]) -> list[bytes]:
+        policy = self.policy
+        if policy.headers != (b"*",):
+            return list(policy.headers)
+        if policy.credentials:
+            return requested
+        # Fetch never lets the wildcard cover Authorization: name it.
+        return [b"*", *(name for name in requested if name == b"authorization")]
+
+    def _expose(self, headers: Headers) -> list[bytes]:
+        policy = self.policy
+        if policy.expose_headers != (b"*",):
+            return list(policy.expose_headers)
+        if not policy.credentials:
+            return [b"*"]
+        names: dict[bytes, bytes] = {}
+        for name, _ in headers:
+            lowered = name.lower()
+            if lowered not in UNEXPOSABLE and not lowered.startswith(
+                b"access-control-"
+            ):
+                names.setdefault(lowered, name)
+        return list(names.values())
+
+
+def add_vary(headers: Headers, name: bytes) -> None:
+    """Add ``name`` to the ``Vary`` of ``headers`` unless it is already covered."""
+    for value in headers.get_all(b"vary"):
+        for item in value.split(b","):
+            if item.strip().lower() in (b"*", name.lower()):
+                return
+    headers.add(b"Vary", name)
+
+
+def _refusal(request: RequestHead, reason: str) -> LocalResponse:
+    return local_answer(request, 403, f"CORS preflight refused: {reason}")
+
+
+def _is_token(value: bytes) -> bool:
+    return _TOKEN.fullmatch(value.decode("latin-1")) is not None
+
+
+def _origin_text(values: list[bytes]) -> str | None:
+    """The one origin a browser sends, or ``None`` for anything else."""
+    if len(values) != 1:
+        return None
+    origin = values[0].strip()
+    if not origin or not all(0x21 <= byte <= 0x7E for byte in origin):
+        return None
+    return origin.decode("ascii")
+
+
+def _requested_headers(headers: Headers) -> list[bytes] | None:
+    """The lower-cased names a preflight asks for, or ``None`` if malformed."""
+    names: list[bytes] = []
+    for value in headers.get_all(b"access-control-request-headers"):
+        for item in value.split(b","):
+            name = item.strip().lower()
+            if not name:
+                continue
+            if not _is_token(name):
+                return None
+            if name not in names:
+                names.append(name)
+    return names
+
+
+def _origin_entries(text: str) -> list[str]:
+    """Split ``allow_origins``: by commas, but a ``~`` entry runs to its line's end."""
+    entries = []
+    for line in text.splitlines():
+        rest = line.strip()
+        while rest:
+            if rest.startswith("~"):
+                entries.append(rest)
+                break
+            item, _, rest = rest.partition(",")
+            rest = rest.strip()
+            if item.strip():
+                entries.append(item.strip())
+    return entries
+
+
+def parse_origins(
+    text: str,
+) -> tuple[bool, frozenset[str], tuple[re.Pattern[str], ...]]:
+    """
+    Parse ``allow_origins`` into (any origin, exact origins, patterns).
+
+    :raises ValueError: naming the first entry that is not an origin, ``null``,
+        ``*`` or a valid ``~REGEX``.
+    """
+    any_origin = False
+    origins: set[str] = set()
+    patterns: list[re.Pattern[str]] = []
+    for entry in _origin_entries(text):
+        if entry == "*":
+            any_origin = True
+        elif entry.startswith("~"):
+            try:
+                patterns.append(re.compile(entry[1:]))
+            except re.error as error:
+                raise ValueError(
+                    f"{entry!r} is not a regular expression: {error}"
+                ) from None
+        elif entry.lower() == "null":
+            origins.add("null")
+        else:
+            origins.add(_normalized_origin(entry))
+    if not (any_origin or origins or patterns):
+        raise ValueError("no origin given")
+    return any_origin, frozenset(origins), tuple(patterns)
+
+
+def _normalized_origin(entry: str) -> str:
+    match = _ORIGIN.fullmatch(entry.lower())
+    if match is None:
+        raise ValueError(
+            f"{entry!r} is not an origin (write scheme://host[:port], no path)"
+        )
+    scheme, host, port = match.groups()
+    if port is None or _DEFAULT_PORTS.get(scheme) == port:
+        return f"{scheme}://{host}"
+    return f"{scheme}://{host}:{port}"
+
+
+def _names(text: str, what: str) -> tuple[bytes, ...]:
+    names = parse_list(text)
+    for name in names:
+        if name != "*" and _TOKEN.fullmatch(name) is None:
+            raise ValueError(f"{name!r} is not {what}")
+    if "*" in names:
+        return (b"*",)
+    return tuple(name.encode("ascii") for name in names)
+
+
+def parse_methods(text: str) -> tuple[bytes, ...]:
+    """Parse ``allow_methods``; the methods browsers upper-case are upper-cased."""
+    methods = _names(text, "a method")
+    if not methods:
+        raise ValueError("no method given")
+    return tuple(
+        method.upper() if method.upper().decode() in NORMALIZED_METHODS else method
+        for method in methods
+    )
+
+
+def _max_age(text: str) -> int:
+    return int(parse_duration(text))
+
+
+_PARSERS: dict[str, Callable[[str], object]] = {
+    "allow_origins": parse_origins,
+    "allow_methods": parse_methods,
+    "allow_headers": lambda text: _names(text, "a header name"),
+    "expose_headers": lambda text: _names(text, "a header name"),
+    "allow_credentials": parse_bool,
+    "max_age": _max_age,
+}
+
+
+@implementer(IPlugin, IFilterFactory)
+class CorsFilterFactory:
+    """Builds :class:`CorsFilter` from its options."""
+
+    name = "cors"
+    description = "Answer CORS preflights and add CORS fields to responses."
+
+    def build(
+        self, options: Mapping[str, str], environment: PluginEnvironment
+    ) -> CorsFilter:
+        """Parse the options; every bad or missing one is reported."""
+        values: dict[str, Any] = {}
+        problems: list[tuple[str, str]] = []
+        for key, text in options.items():
+            parser = _PARSERS.get(key)
+            if parser is None:
+                problems.append(
+                    (key, f"unknown option (use {', '.join(sorted(_PARSERS))})")
+                )
+                continue
+            try:
+                values[key] = parser(text)
+            except ValueError as error:
+                problems.append((key, str(error)))
+        if "allow_origins" not in options:
+            problems.append(("allow_origins", "required: the origins to allow"))
+        if problems:
+            raise OptionError(problems)
+        any_origin, origins, patterns = values["allow_origins"]
+        defaults = CorsPolicy()
+        return CorsFilter(
+            CorsPolicy(
+                any_origin=any_origin,
+                origins=origins,
+                origin_patterns=patterns,
+                methods=values.get("allow_methods", defaults.methods),
+                headers=values.get("allow_headers", defaults.headers),
+                expose_headers=values.get("expose_headers", defaults.expose_headers),
+                credentials=values.get("allow_credentials", defaults.credentials),
+                max_age=values.get("max_age", defaults.max_age),
+            )
+        )
+
+
+cors_factory = CorsFilterFactory()
