@@ -155,8 +155,13 @@ def build_snapshot(
     route_tables = {
         listener.name: RouteTable(
             (route.specs.match, _route(route, filters, pools, config.upstreams))
-            for route in (config.routes[name] for name in listener.routes)
+            for route in (
+                config.routes[name] for name in listener.routes if name in config.routes
+            )
+            # A partial configuration (read to report its plugin problems
+            # too) may lack a section that had problems of its own.
             if route.specs is not None
+            and (route.upstream is None or route.upstream in pools)
         )
         for listener in config.listeners.values()
         if listener.protocol == "http"

@@ -70,6 +70,7 @@ def load(
     registry: PluginRegistry,
     reactor: object,
     on_transition: TransitionObserver | None = None,
+    previous: Snapshot | None = None,
 ) -> Snapshot:
     """
     Read, validate and build the configuration at ``path``.
@@ -90,7 +91,9 @@ def load(
             except ConfigError as more:
                 raise ConfigError(error.problems + more.problems) from None
         raise
-    return build_snapshot(config, registry, environment, on_transition=on_transition)
+    return build_snapshot(
+        config, registry, environment, previous=previous, on_transition=on_transition
+    )
 
 
 def check(path: str, registry: PluginRegistry, out: TextIO, err: TextIO) -> int:
@@ -125,7 +128,7 @@ def makeService(options: Options) -> IService:
     """Build the service tree for ``twistd``; a bad config exits with every error."""
     from twisted.internet import reactor
 
-    from edgeproxy.service import EdgeproxyService, log_transition
+    from edgeproxy.service import EdgeproxyService, ReloadOnSignal, log_transition
 
     registry = discover()
     for broken in registry.broken:
@@ -140,4 +143,10 @@ def makeService(options: Options) -> IService:
     except PluginError as error:
         sys.stderr.write(f"{error}\n")
         raise SystemExit(1) from None
-    return EdgeproxyService(snapshot, reactor)
+
+    def reload(previous: Snapshot) -> Snapshot:
+        return load(path, discover(), reactor, log_transition, previous)
+
+    service = EdgeproxyService(snapshot, reactor, reload)
+    ReloadOnSignal(service, reactor).setServiceParent(service)
+    return service

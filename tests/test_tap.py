@@ -105,3 +105,18 @@ def test_config_is_required() -> None:
     """Running without -c is a usage error, not a traceback."""
     with pytest.raises(usage.UsageError, match=r"-c conf\.ini"):
         Options().parseOptions([])
+
+
+def test_check_survives_sections_missing_from_a_partial_config(tmp_path: Path) -> None:
+    """A route or upstream with its own problem does not break the rest of --check."""
+    text = (
+        VALID.replace("servers = 127.0.0.1:9001", "servers = 127.0.0.1:9001\nrise = 0")
+        .replace("filters = tidy", "filters = tidy\ncolour = blue")
+        .replace("plugin = headers", "plugin = nosuch")
+    )
+    code, _, err = run_check(tmp_path, text)
+    assert code == 1
+    assert "Traceback" not in err
+    assert "[upstream:web] rise: 0 is less than 1" in err
+    assert "[route:all] colour: unknown key" in err
+    assert "[filter:tidy] plugin: no filter plugin is named 'nosuch'" in err

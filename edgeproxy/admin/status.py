@@ -4,6 +4,9 @@ The admin site: what edgeproxy is doing, and runtime control of servers.
 ``GET /status``
     JSON: the listeners, and every upstream's servers with their state and
     counters.
+``POST /reload``
+    Load the configuration file again (as ``SIGHUP`` does): 200 when the new
+    configuration runs, 409 (and a log line saying why) when it was refused.
 ``POST /upstreams/NAME/servers/HOST:PORT/drain`` (also ``disable``, ``enable``)
     Change a server's admin state; answers the server's new state as JSON.
     The change holds across a reload while the server stays in the config.
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable
 from typing import Any
 
 from twisted.web.resource import Resource
@@ -102,11 +106,37 @@ class UpstreamsResource(Resource):
         return _json(request, 200, dataclasses.asdict(pool.server(key).stats(now)))
 
 
-def admin_site(holder: SnapshotHolder, reactor: Any) -> Site:
+class ReloadResource(Resource):
+    """``POST /reload``: load the configuration file again."""
+
+    isLeaf = True
+
+    def __init__(self, reload: Callable[[], bool]) -> None:
+        super().__init__()
+        self.reload = reload
+
+    def render_POST(self, request: Request) -> bytes:
+        """Reload; 200 when the new configuration runs, 409 when it was refused."""
+        if self.reload():
+            return _json(request, 200, {"reloaded": True})
+        return _json(
+            request,
+            409,
+            {"reloaded": False, "error": "the configuration was refused: see the log"},
+        )
+
+
+def admin_site(
+    holder: SnapshotHolder,
+    reactor: Any,
+    reload: Callable[[], bool] | None = None,
+) -> Site:
     """The admin site over the current snapshot of ``holder``."""
     root = Resource()
     root.putChild(b"status", StatusResource(holder, reactor))
     root.putChild(b"upstreams", UpstreamsResource(holder, reactor))
+    if reload is not None:
+        root.putChild(b"reload", ReloadResource(reload))
     site = Site(root)
     site.displayTracebacks = False
     return site
