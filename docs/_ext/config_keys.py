@@ -1,32 +1,21 @@
 """
 A Sphinx directive that renders the keys of a kind of configuration section.
 
-``.. config-keys:: route`` lists every key of ``[route:NAME]`` with its default
-and documentation, read from ``edgeproxy.config.model``: the reference cannot
+``.. config-keys:: route`` lists every key of ``[route:NAME]`` with its value
+syntax, its default and its documentation, read from
+``edgeproxy.config.model`` (see ``config_reference``): the reference cannot
 fall out of step with what the loader accepts.
 """
 
 from __future__ import annotations
 
-import dataclasses
-
-from docutils import nodes
-from docutils.statemachine import StringList
+from config_reference import reference_lines
+from docutils import nodes  # type: ignore[import-untyped]
+from docutils.statemachine import StringList  # type: ignore[import-untyped]
 from sphinx.application import Sphinx
 from sphinx.util.docutils import SphinxDirective
 
 from edgeproxy.config.model import SECTION_KINDS
-
-
-def _default(field: dataclasses.Field) -> str:  # type: ignore[type-arg]
-    if field.default is dataclasses.MISSING:
-        return "required"
-    value = field.default
-    if value is None or value == ():
-        return "none"
-    if isinstance(value, tuple):
-        return ", ".join(value)
-    return str(value)
 
 
 class ConfigKeys(SphinxDirective):
@@ -35,24 +24,23 @@ class ConfigKeys(SphinxDirective):
     required_arguments = 1
 
     def run(self) -> list[nodes.Node]:
+        """Parse the generated definition list in place of the directive."""
         kinds = {kind.prefix: kind for kind in SECTION_KINDS}
-        kind = kinds[self.arguments[0]]
-        lines = []
-        for field in kind.settings():
-            lines.append(f"``{field.name}``")
-            lines.append(f"    *Default:* {_default(field)}. {field.metadata['doc']}")
-            lines.append("")
-        for prefix, target in kind.prefixed_keys.items():
-            doc = kind.model.__dataclass_fields__[target].metadata["doc"]
-            lines.append(f"``{prefix}KEY``")
-            lines.append(f"    {doc}")
-            lines.append("")
+        kind = kinds.get(self.arguments[0])
+        if kind is None:
+            known = ", ".join(sorted(kinds))
+            raise self.error(
+                f"config-keys: no section kind {self.arguments[0]!r} (known: {known})"
+            )
+        source = f"config-keys {kind.prefix}"
         container = nodes.container()
-        self.state.nested_parse(StringList(lines, source="config-keys"), 0, container)
-        return container.children
+        self.state.nested_parse(
+            StringList(reference_lines(kind), source=source), 0, container
+        )
+        return list(container.children)
 
 
 def setup(app: Sphinx) -> dict[str, object]:
     """Register the directive."""
     app.add_directive("config-keys", ConfigKeys)
-    return {"parallel_read_safe": True}
+    return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -17,7 +17,9 @@ from edgeproxy.filters.basic_auth import basic_auth_factory
 from edgeproxy.filters.circuit_breaker import circuit_breaker_factory
 from edgeproxy.filters.cors import cors_factory
 from edgeproxy.filters.headers import headers_factory
+from edgeproxy.filters.ip_acl import ip_acl_factory
 from edgeproxy.filters.jwt import jwt_factory
+from edgeproxy.filters.rate_limit import rate_limit_factory
 from edgeproxy.filters.request_id import request_id_factory
 from edgeproxy.health.http_get import http_get_check_factory
 from edgeproxy.health.tcp import tcp_check_factory
@@ -30,10 +32,12 @@ __all__ = [
     "hash_factory",
     "headers_factory",
     "http_get_check_factory",
+    "ip_acl_factory",
     "jwt_factory",
     "least_conn_factory",
     "least_time_factory",
     "random_two_factory",
+    "rate_limit_factory",
     "request_id_factory",
     "round_robin_factory",
     "sticky_factory",
