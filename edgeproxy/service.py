@@ -100,6 +100,7 @@ class EdgeproxyService(MultiService):
             site = admin_site(self.holder, reactor, reload=self.reload)
             self._add_endpoint_service("admin", self._admin, site)
         self._attach_snapshot_services(snapshot)
+        self._warn_unverified(snapshot)
 
     def stopService(self) -> Any:
         """Stop the children, then close idle upstream connections."""
@@ -154,6 +155,7 @@ class EdgeproxyService(MultiService):
         for service in self._snapshot_services:
             service.disownServiceParent()
         self._attach_snapshot_services(snapshot)
+        self._warn_unverified(snapshot)
 
     # --- children ---------------------------------------------------------------
 
@@ -202,13 +204,33 @@ class EdgeproxyService(MultiService):
             )
             monitor.setName(f"health:{name}")
             services.append(monitor)
-        for name, plugin in snapshot.filters.items():
+        plugins: list[tuple[str, object]] = [
+            (f"filter:{name}", plugin) for name, plugin in snapshot.filters.items()
+        ]
+        plugins += [
+            (f"health-check:{name}", check)
+            for name, check in snapshot.health_checks.items()
+        ]
+        plugins += [
+            (f"balance:{name}", pool.strategy) for name, pool in snapshot.pools.items()
+        ]
+        for name, plugin in plugins:
             if IService.providedBy(plugin):
-                plugin.setName(f"filter:{name}")
-                services.append(plugin)
+                service = IService(plugin)
+                service.setName(name)
+                services.append(service)
         for service in services:
             service.setServiceParent(self)
         self._snapshot_services = services
+
+    def _warn_unverified(self, snapshot: Snapshot) -> None:
+        for name, upstream in snapshot.config.upstreams.items():
+            if not upstream.tls_verify and any(s.tls for s in upstream.servers):
+                log.warn(
+                    "upstream:{name}: tls_verify = no: the certificates of its "
+                    "https:// servers are not checked",
+                    name=name,
+                )
 
     def _protocol_factory(self, listener: ListenerConfig) -> IProtocolFactory:
         if listener.protocol == "http":

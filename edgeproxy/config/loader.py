@@ -51,6 +51,8 @@ _HTTP_ONLY_KEYS = frozenset(
 )
 _TCP_ONLY_KEYS = frozenset(
     {
+        "allow",
+        "deny",
         "max_connections",
         "max_connections_per_ip",
         "accept_proxy_protocol",
@@ -86,6 +88,7 @@ def parse_config(text: str, path: str = "<string>") -> Config:
     """
     parser = configparser.ConfigParser(
         interpolation=None,
+        inline_comment_prefixes=("#", ";"),
         default_section=_NO_DEFAULT_SECTION,
         empty_lines_in_values=False,
     )
@@ -196,8 +199,9 @@ class _SectionReader:
             else:
                 prefix = next((p for p in kind.prefixed_keys if key.startswith(p)), "")
                 collected[target][key[len(prefix) :]] = text.strip()
+        given = {key for key, _ in self.parser.items(section)}
         for key, field in keys.items():
-            if key not in values and _is_required(field):
+            if key not in given and _is_required(field):
                 self.problem(section, key, "this key is required")
                 ok = False
         if not ok:
@@ -262,8 +266,15 @@ class _SectionReader:
         )
         for key, _ in self.parser.items(section):
             if key in other_keys:
+                hint = (
+                    " (for http, use an ip_acl filter on the routes)"
+                    if key in ("allow", "deny")
+                    else ""
+                )
                 self.problem(
-                    section, key, f"only {other_protocol} listeners take this key"
+                    section,
+                    key,
+                    f"only {other_protocol} listeners take this key{hint}",
                 )
         if listener.protocol == "http":
             if not listener.routes:

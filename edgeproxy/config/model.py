@@ -80,8 +80,8 @@ def _regex(text: str) -> str:
 
 def _redirect_status(text: str) -> int:
     status = parse_int(text)
-    if status not in (301, 302, 303, 307, 308):
-        raise ValueError(f"{status} is not a redirect status (301, 302, 303, 307, 308)")
+    if status not in (301, 302, 307, 308):
+        raise ValueError(f"{status} is not a redirect status (301, 302, 307, 308)")
     return status
 
 
@@ -162,13 +162,15 @@ class ListenerConfig:
     )
     allow: tuple[str, ...] = setting(
         _addresses,
-        "Client addresses and CIDRs allowed to connect (IPv4 and IPv6); all "
-        "when not given.  Others are closed at once.",
+        "``tcp`` listeners: client addresses and CIDRs allowed to connect "
+        "(IPv4 and IPv6); all when not given.  Others are closed at once.  "
+        "For ``http`` routes, use the ``ip_acl`` filter.",
         default=(),
     )
     deny: tuple[str, ...] = setting(
         _addresses,
-        "Client addresses and CIDRs refused (``deny`` wins over ``allow``).",
+        "``tcp`` listeners: client addresses and CIDRs refused (``deny`` wins "
+        "over ``allow``).",
         default=(),
     )
     max_connections: int = setting(
@@ -458,18 +460,18 @@ class UpstreamConfig:
         default=1,
     )
     fail_timeout: float = setting(
-        parse_duration,
+        _positive_duration,
         "Passive health: the window for ``max_fails`` and how long a failed "
         "server stays out.",
         default=10.0,
     )
     health_interval: float = setting(
-        parse_duration,
+        _positive_duration,
         "Active health: time between probes of each server.",
         default=5.0,
     )
     health_timeout: float = setting(
-        parse_duration, "Active health: how long a probe may take.", default=2.0
+        _positive_duration, "Active health: how long a probe may take.", default=2.0
     )
     rise: int = setting(
         lambda text: parse_int(text, minimum=1),

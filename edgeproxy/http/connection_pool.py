@@ -64,6 +64,10 @@ class UpstreamConnectionSettings:
     tls_ca_file: str | None = None
 
 
+# Idle connections serve only requests for the same server, TLS and settings.
+_PoolKey = tuple[str, bool, str, "UpstreamConnectionSettings"]
+
+
 class _OneConnection(Factory):
     """Connects one given protocol, quietly (no log line per connection)."""
 
@@ -97,33 +101,39 @@ class ConnectionPool:
 
     def __init__(self, reactor: Any) -> None:
         self._reactor = reactor
-        self._idle: dict[str, list[_Idle]] = {}
+        self._idle: dict[_PoolKey, list[_Idle]] = {}
         self._released: dict[HTTPClientProtocol, ReleaseCallback] = {}
-        self._home: dict[
-            HTTPClientProtocol, tuple[str, UpstreamConnectionSettings]
-        ] = {}
+        self._home: dict[HTTPClientProtocol, _PoolKey] = {}
         self._tls: dict[tuple[str, bool, str | None], Any] = {}
 
     def idle_count(self, key: str) -> int:
         """How many idle connections to the server ``key`` are kept now."""
-        return len(self._idle.get(key, ()))
+        return sum(len(idle) for home, idle in self._idle.items() if home[0] == key)
 
     def acquire(
         self,
         server: IUpstreamServer,
         settings: UpstreamConnectionSettings,
         on_release: ReleaseCallback,
+        fresh: bool = False,
     ) -> Deferred[tuple[HTTPClientProtocol, bool]]:
         """
         A connection to ``server`` for one request: an idle one if there is any.
 
+        Idle connections are shared only between requests that want the same
+        server, the same TLS and the same settings.
+
         :param on_release: called once, with whether the connection was kept
             for reuse, when the request on it is over.
+        :param fresh: open a new connection even when an idle one exists (a
+            retry after a kept-alive connection turned out closed).
         :return: a ``Deferred`` firing with the connection and whether it was
-            reused, or failing with ``BadGateway`` (refused, unreachable) or
-            ``GatewayTimeout`` (connect timeout).
+            reused, or failing with ``BadGateway`` (refused, unreachable, TLS
+            settings unusable), ``GatewayTimeout`` (connect timeout) or
+            ``CancelledError``.
         """
-        idle = self._idle.get(server.key)
+        home: _PoolKey = (server.key, server.tls, server.server_name, settings)
+        idle = None if fresh else self._idle.get(home)
         while idle:
             entry = idle.pop()
             entry.timer.cancel()
@@ -132,12 +142,21 @@ class ConnectionPool:
                 return _succeed((entry.connection, True))
             entry.connection.close()
         protocol = HTTPClientProtocol(self._reactor, settings.client, listener=self)
-        d: Deferred[Any] = self._endpoint(server, settings).connect(
-            _OneConnection(protocol)
-        )
+        try:
+            endpoint = self._endpoint(server, settings)
+        except (OSError, ValueError) as error:
+            log.error(
+                "cannot connect to {server}: {error}", server=server.key, error=error
+            )
+            failed: Deferred[tuple[HTTPClientProtocol, bool]] = Deferred()
+            failed.errback(
+                BadGateway(f"TLS settings for {server.key} unusable: {error}")
+            )
+            return failed
+        d: Deferred[Any] = endpoint.connect(_OneConnection(protocol))
 
         def connected(_: object) -> tuple[HTTPClientProtocol, bool]:
-            self._home[protocol] = (server.key, settings)
+            self._home[protocol] = home
             self._released[protocol] = on_release
             return protocol, False
 
@@ -153,11 +172,11 @@ class ConnectionPool:
         home = self._home.get(connection)
         kept = False
         if reusable and home is not None:
-            key, settings = home
-            idle = self._idle.setdefault(key, [])
+            settings = home[3]
+            idle = self._idle.setdefault(home, [])
             if len(idle) < settings.keepalive:
                 timer = self._reactor.callLater(
-                    settings.keepalive_timeout, self._expire, key, connection
+                    settings.keepalive_timeout, self._expire, home, connection
                 )
                 idle.append(_Idle(connection, timer))
                 kept = True
@@ -173,7 +192,7 @@ class ConnectionPool:
         """A connection closed: forget it."""
         home = self._home.pop(connection, None)
         if home is not None:
-            idle = self._idle.get(home[0], [])
+            idle = self._idle.get(home, [])
             for entry in idle:
                 if entry.connection is connection:
                     entry.timer.cancel()
@@ -188,8 +207,8 @@ class ConnectionPool:
                 entry.connection.close()
         self._idle.clear()
 
-    def _expire(self, key: str, connection: HTTPClientProtocol) -> None:
-        idle = self._idle.get(key, [])
+    def _expire(self, home: _PoolKey, connection: HTTPClientProtocol) -> None:
+        idle = self._idle.get(home, [])
         for entry in idle:
             if entry.connection is connection:
                 idle.remove(entry)
@@ -273,8 +292,8 @@ def _succeed(
 
 
 def _connect_failed(failure: Failure, server: IUpstreamServer) -> Failure:
-    if failure.check(CancelledError):
-        return failure
+    if failure.check(CancelledError, internet_error.ConnectingCancelledError):
+        raise CancelledError()
     if failure.check(internet_error.TimeoutError):
         raise GatewayTimeout(f"connecting to {server.key} timed out")
     detail = failure.getErrorMessage()

@@ -101,6 +101,7 @@ class _Attempt:
         "connected",
         "connection",
         "done",
+        "head_at",
         "reused",
         "server",
         "started",
@@ -114,6 +115,7 @@ class _Attempt:
         self.reused = False
         self.done = False
         self.tunnelled = False
+        self.head_at: float | None = None
         self.connection: HTTPClientProtocol | None = None
 
 
@@ -138,6 +140,11 @@ class ProxiedRequest:
         self.stale_retry_done = False
         self.pending: Deferred[Any] | None = None
         self.last_error: UpstreamError | None = None
+        # The Host a request filter set, to send upstream instead of the
+        # client's (which X-Forwarded-Host still reports).
+        self.filtered_host: bytes | None = None
+        self.received_host: bytes | None = None
+        self.fresh_connection = False
         self.gone = False
         self.websocket = False
         exchange.on_client_gone = self._client_gone
@@ -152,6 +159,7 @@ class ProxiedRequest:
         except ValueError as error:
             self.exchange.send_local(LocalResponse.text(400, f"Bad Request: {error}"))
             return
+        self.received_host = request.headers.get(b"host")
         table = self.snapshot.route_tables[self.handler.listener]
         route = table.match(request, self.host)
         if route is None:
@@ -174,8 +182,19 @@ class ProxiedRequest:
         run_request_filters(route.filters, self.context, request, self._filtered)
 
     def _filtered(self, answer: LocalResponse | None, ran: int) -> None:
-        assert self.route is not None
         self.ran = ran
+        if self.gone:
+            return
+        try:
+            self._proceed(answer)
+        except Exception:
+            # Code after a filter's Deferred runs outside the protocol's own
+            # safety net: answer here, or the client would wait forever.
+            log.failure("proxying a request failed")
+            self.exchange.send_local(LocalResponse.text(500, "Internal Server Error"))
+
+    def _proceed(self, answer: LocalResponse | None) -> None:
+        assert self.route is not None
         if answer is not None:
             self.respond_local(answer)
             return
@@ -188,6 +207,9 @@ class ProxiedRequest:
             self.respond_local(error_response(503))
             return
         request.target = rewrite_target(specs.rewrite, request.target)
+        host = request.headers.get(b"host")
+        if host != self.received_host:
+            self.filtered_host = host
         self.retries_left = self.route.retries
         self.try_server()
 
@@ -208,7 +230,10 @@ class ProxiedRequest:
         attempt = _Attempt(server, now)
         route.pool.started(server, now)
         d = self.handler.connections.acquire(
-            server, route.connections, lambda kept: self._released(attempt)
+            server,
+            route.connections,
+            lambda kept: self._released(attempt),
+            fresh=self.fresh_connection,
         )
         self.pending = d
         d.addCallback(self._connected, attempt)
@@ -235,6 +260,12 @@ class ProxiedRequest:
             upstream_authority=server.key.encode("ascii"),
             websocket=self.websocket,
         )
+        if self.filtered_host is not None and route.specs.forwarding.preserve_host:
+            pairs = headers.pairs
+            for index, (name, _) in enumerate(pairs):
+                if name.lower() == b"host":
+                    pairs[index] = (name, self.filtered_host)
+                    break
         outgoing = RequestHead(request.method, request.target, headers, b"1.1")
         d = connection.send_request(outgoing, self.exchange.framing, self.exchange.body)
         self.pending = d
@@ -259,7 +290,10 @@ class ProxiedRequest:
         route = self.route
         assert route is not None and route.pool is not None
         now = self.handler.reactor.seconds()
-        route.pool.finished(attempt.server, now, now - attempt.started, failed)
+        # Strategies learn the time to the response head (IBalancingStrategy):
+        # a long download is not a slow server.
+        until = attempt.head_at if attempt.head_at is not None else now
+        route.pool.finished(attempt.server, now, until - attempt.started, failed)
 
     def _failed(self, failure: Failure, attempt: _Attempt) -> None:
         self.pending = None
@@ -284,8 +318,9 @@ class ProxiedRequest:
             # the server's failure; try once more on a fresh connection.
             self._account(attempt, failed=False)
             self.stale_retry_done = True
+            self.fresh_connection = True
             self.tried.discard(attempt.server.key)
-            self.try_server()
+            self._retry()
             return
         self._account(attempt, failed=True)
         retriable = replayable and (
@@ -304,12 +339,20 @@ class ProxiedRequest:
         if retriable and self.retries_left > 0:
             self.retries_left -= 1
             self.last_error = error
-            self.try_server()
+            self._retry()
             return
         self.fail(error)
 
+    def _retry(self) -> None:
+        try:
+            self.try_server()
+        except Exception:
+            log.failure("retrying a request failed")
+            self.exchange.send_local(LocalResponse.text(500, "Internal Server Error"))
+
     def _responded(self, response: UpstreamResponse, attempt: _Attempt) -> None:
         self.pending = None
+        attempt.head_at = self.handler.reactor.seconds()
         route = self.route
         assert route is not None
         head = response.head
@@ -388,10 +431,13 @@ class ProxiedRequest:
     def respond_local(self, answer: LocalResponse) -> None:
         """Send an answer made here, through the response filters that ran."""
         route = self.route
-        head = ResponseHead(answer.status, b"", answer.headers)
+        # A filter may hand out one answer object for every request: copy.
+        head = ResponseHead(answer.status, b"", answer.headers.copy())
         head.headers.pairs.extend(self.context.response_headers.pairs)
         if route is None or self.ran == 0:
-            self.exchange.send_local(answer)
+            self.exchange.send_local(
+                LocalResponse(head.status, answer.body, head.headers)
+            )
             return
 
         def send() -> None:

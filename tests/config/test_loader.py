@@ -203,3 +203,38 @@ def test_unreadable_file(tmp_path: Path) -> None:
     """A missing file is a config error, not a traceback."""
     with pytest.raises(ConfigError, match="cannot read"):
         load_config(str(tmp_path / "absent.ini"))
+
+
+def test_comments_after_values() -> None:
+    """A comment after white space ends the value; one glued to it does not."""
+    config = parse_config(
+        "[upstream:u]\nservers = a:1  # the only one\nmax_fails = 3 ; enough\n"
+        "[route:r]\nupstream = u\npath_regex = ^/a#b$\n"
+    )
+    assert config.upstreams["u"].servers[0].key == "a:1"
+    assert config.upstreams["u"].max_fails == 3
+    assert config.routes["r"].path_regex == "^/a#b$"
+
+
+def test_unparsable_servers_is_not_also_missing() -> None:
+    """A key with a bad value is reported once, not also as a missing key."""
+    found = problems("[upstream:u]\nservers = a:0\n")
+    assert [(s, k) for s, k, _ in found] == [("upstream:u", "servers")]
+
+
+@pytest.mark.parametrize("key", ["fail_timeout", "health_interval", "health_timeout"])
+def test_zero_durations_refused_where_they_cannot_work(key: str) -> None:
+    """Windows and intervals of 0 are config errors, not crashes at startup."""
+    found = problems(f"[upstream:u]\nservers = a:1\n{key} = 0s\n")
+    assert [(s, k) for s, k, _ in found] == [("upstream:u", key)]
+
+
+def test_allow_and_deny_are_for_tcp_listeners() -> None:
+    """An http listener refuses allow/deny (it would not enforce them), with a hint."""
+    found = problems(
+        "[listener:w]\nprotocol = http\nendpoint = tcp:1\nroutes = r\n"
+        "allow = 10.0.0.0/8\n"
+        "[route:r]\nupstream = u\n[upstream:u]\nservers = a:1\n"
+    )
+    assert [(s, k) for s, k, _ in found] == [("listener:w", "allow")]
+    assert "ip_acl" in found[0][2]

@@ -169,11 +169,6 @@ def test_cancelled_connect_stops_connecting(pool: Pool) -> None:
     failure_of(d)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a cancelled connect fails with BadGateway: ConnectingCancelledError "
-    "is not a CancelledError",
-)
 def test_cancelled_connect_fails_with_cancelled_error(pool: Pool) -> None:
     """Cancelling acquire fails it with CancelledError, not a gateway error."""
     d = pool.acquire()
@@ -304,10 +299,6 @@ def test_close_idle_closes_every_idle_connection(pool: Pool) -> None:
     assert 30.0 not in [call.getTime() for call in pool.reactor.getDelayedCalls()]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="idle connections are keyed by host:port only: a plaintext one serves TLS",
-)
 def test_plain_connection_is_not_reused_for_a_tls_server(pool: Pool) -> None:
     """An idle plaintext connection to host:port never carries an https request."""
     connection, upstream = pool.connected(FakeServer("10.0.0.1", 9001))
@@ -318,10 +309,6 @@ def test_plain_connection_is_not_reused_for_a_tls_server(pool: Pool) -> None:
     assert len(pool.upstreams.connects()) == 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="idle connections are shared across upstreams with other client settings",
-)
 def test_reused_connection_has_the_settings_asked_for(pool: Pool) -> None:
     """A connection made for one upstream's timeouts does not serve another's."""
     quick = UpstreamConnectionSettings(client=ClientSettings(first_byte_timeout=5))
@@ -389,10 +376,6 @@ def test_tls_options_trust_the_given_ca(tmp_path: Path) -> None:
     assert IOpenSSLClientConnectionCreator.providedBy(options)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="acquire raises (not a failed Deferred) when the CA file cannot be read",
-)
 def test_unreadable_ca_file_fails_the_connect(pool: Pool, tmp_path: Path) -> None:
     """A CA file that cannot be read fails acquire's Deferred with BadGateway."""
     settings = UpstreamConnectionSettings(tls_ca_file=str(tmp_path / "missing.pem"))

@@ -601,10 +601,6 @@ def test_connect_failure_on_the_only_server(error: Exception, status: int) -> No
     assert status_of(client.take()) == status
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="acquire raising (unreadable tls_ca_file) leaks the attempt: active stays 1",
-)
 def test_unusable_tls_settings_fail_the_request_cleanly(logged: LogCapture) -> None:
     """A CA file that cannot be read: the client gets 502 and nothing stays active."""
     proxy = ProxyHarness(
@@ -740,10 +736,6 @@ def test_stale_keep_alive_connection_is_retried_on_a_fresh_one() -> None:
     assert proxy.server(A).available(proxy.reactor.seconds())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the stale-connection retry takes another idle connection, not a new one",
-)
 def test_stale_retry_opens_a_new_connection() -> None:
     """When the idle connections all went stale, the retry still succeeds anew."""
     proxy = ProxyHarness(make_config(servers=A))
@@ -850,10 +842,6 @@ def test_client_leaving_while_connecting_cancels_the_connect(
     assert proxy.server(A).failures == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a request whose client left during a filter's Deferred still goes upstream",
-)
 def test_client_leaving_during_a_filter_deferred_sends_nothing_upstream() -> None:
     """A client gone while a filter decides: the request never goes upstream."""
     proxy = ProxyHarness(make_config(filters={"slow": "delay = 2"}))
@@ -1015,10 +1003,6 @@ def test_deferred_filter_answer_goes_out_when_it_fires() -> None:
     assert proxy.upstreams.connects() == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="respond_local appends to the filter's LocalResponse headers in place",
-)
 def test_a_filters_shared_answer_is_not_changed_by_sending_it() -> None:
     """A filter may answer with the same LocalResponse every time: it stays the same."""
     proxy = ProxyHarness(
@@ -1056,9 +1040,6 @@ def test_builtin_headers_filter_edits_both_directions() -> None:
     assert b"Server" not in headers_of(client.take())
 
 
-@pytest.mark.xfail(
-    strict=True, reason="the Host sent upstream ignores a filter's change to Host"
-)
 def test_filter_setting_host_changes_the_host_sent_upstream() -> None:
     """A request filter that sets Host decides the Host the upstream gets."""
     config = make_config().replace("filters = \n", "filters = tidy\n")
@@ -1080,10 +1061,6 @@ def test_strategy_raising_is_500(logged: LogCapture) -> None:
     assert len(logged.failures()) == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an exception after a filter's Deferred is lost in it: no answer ever",
-)
 def test_strategy_raising_after_a_deferred_filter_is_500(logged: LogCapture) -> None:
     """The same strategy bug behind a Deferred filter still answers the client."""
     proxy = ProxyHarness(
@@ -1214,10 +1191,6 @@ def test_attempt_is_finished_when_the_response_body_ends(proxy: ProxyHarness) ->
     assert body_of(client.take()) == b"abcdef"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="elapsed is measured to the end of the body, not of the response head",
-)
 def test_elapsed_is_time_to_the_response_head(proxy: ProxyHarness) -> None:
     """Strategies are told the time to the response head, as IBalancingStrategy says."""
     client = proxy.client()
