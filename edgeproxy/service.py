@@ -34,7 +34,7 @@ from edgeproxy.errors import ConfigError, PluginError
 from edgeproxy.http.connection_pool import ConnectionPool
 from edgeproxy.http.listener import http_listener_factory
 from edgeproxy.snapshot import Snapshot, SnapshotHolder
-from edgeproxy.tcp import TCPListenerFactory, TCPListenerSettings
+from edgeproxy.tcp import ConnectionCounts, TCPListenerFactory, TCPListenerSettings
 from edgeproxy.upstream.monitor import HealthMonitor
 from edgeproxy.upstream.server import ServerTransition
 
@@ -73,6 +73,7 @@ class _Listening:
     protocol: str
     factory: SwitchingFactory
     service: StreamServerEndpointService
+    counts: ConnectionCounts
 
 
 class EdgeproxyService(MultiService):
@@ -146,7 +147,9 @@ class EdgeproxyService(MultiService):
                 del self._listening[endpoint]
                 listening.service.disownServiceParent()
             else:
-                listening.factory.inner = self._protocol_factory(listener)
+                listening.factory.inner = self._protocol_factory(
+                    listener, listening.counts
+                )
         for endpoint, listener in wanted.items():
             if endpoint not in self._listening:
                 self._listen(listener)
@@ -169,12 +172,13 @@ class EdgeproxyService(MultiService):
         return {getattr(service, "edgeproxy_endpoint", ""): service for service in self}
 
     def _listen(self, listener: ListenerConfig) -> None:
-        factory = SwitchingFactory(self._protocol_factory(listener))
+        counts = ConnectionCounts()
+        factory = SwitchingFactory(self._protocol_factory(listener, counts))
         service = self._add_endpoint_service(
             f"listener:{listener.name}", listener.endpoint, factory
         )
         self._listening[listener.endpoint] = _Listening(
-            listener.protocol, factory, service
+            listener.protocol, factory, service, counts
         )
 
     def _add_endpoint_service(
@@ -232,7 +236,9 @@ class EdgeproxyService(MultiService):
                     name=name,
                 )
 
-    def _protocol_factory(self, listener: ListenerConfig) -> IProtocolFactory:
+    def _protocol_factory(
+        self, listener: ListenerConfig, counts: ConnectionCounts
+    ) -> IProtocolFactory:
         if listener.protocol == "http":
             return http_listener_factory(
                 self.holder, listener, self.reactor, self.connections
@@ -243,7 +249,9 @@ class EdgeproxyService(MultiService):
                 for field in dataclasses.fields(TCPListenerSettings)
             }
         )
-        return TCPListenerFactory(self.holder, listener.name, settings, self.reactor)
+        return TCPListenerFactory(
+            self.holder, listener.name, settings, self.reactor, counts
+        )
 
 
 class ReloadOnSignal(Service):

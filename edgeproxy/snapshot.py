@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
+from edgeproxy.balancing.split import TrafficSplit
 from edgeproxy.config.model import Config, RouteConfig, RouteSpecs, UpstreamConfig
+from edgeproxy.core.context import RequestContext
 from edgeproxy.core.routing import RouteTable
 from edgeproxy.errors import ConfigError, ConfigProblem, OptionError
 from edgeproxy.http.connection_pool import UpstreamConnectionSettings
@@ -26,6 +28,23 @@ from edgeproxy.upstream.server import HealthPolicy, ServerTransition, UpstreamSe
 
 
 @dataclass(frozen=True)
+class UpstreamTarget:
+    """
+    An upstream a route sends requests to, with how to reach its servers.
+
+    :ivar name: the upstream's name.
+    :ivar pool: its pool.
+    :ivar connections: how to connect to its servers over HTTP.
+    :ivar retries: how many more servers a failed request may try.
+    """
+
+    name: str
+    pool: UpstreamPool
+    connections: UpstreamConnectionSettings
+    retries: int
+
+
+@dataclass(frozen=True)
 class Route:
     """
     A route ready to serve: its policy, its filter chain and its pool.
@@ -34,18 +53,24 @@ class Route:
     :ivar config: its section.
     :ivar specs: its routing, rewrite, redirect and forwarding policy.
     :ivar filters: its filters, in request order.
-    :ivar pool: the pool that serves it (``None`` for a redirect-only route).
-    :ivar connections: how to connect to the pool's servers.
-    :ivar retries: how many more servers a failed request may try.
+    :ivar targets: the upstreams that serve it (none for a redirect-only
+        route; several for a traffic split).
+    :ivar split: how requests are shared between several targets.
     """
 
     name: str
     config: RouteConfig
     specs: RouteSpecs
     filters: tuple[IFilter, ...]
-    pool: UpstreamPool | None
-    connections: UpstreamConnectionSettings | None
-    retries: int
+    targets: tuple[UpstreamTarget, ...]
+    split: TrafficSplit | None
+
+    def target_for(self, context: RequestContext) -> UpstreamTarget | None:
+        """The upstream this request goes to (``None`` for a redirect route)."""
+        if self.split is None:
+            return self.targets[0] if self.targets else None
+        name = self.split.choose(context)
+        return next(target for target in self.targets if target.name == name)
 
 
 @dataclass(frozen=True)
@@ -161,7 +186,7 @@ def build_snapshot(
             # A partial configuration (read to report its plugin problems
             # too) may lack a section that had problems of its own.
             if route.specs is not None
-            and (route.upstream is None or route.upstream in pools)
+            and all(name in pools for name, _ in route.upstream)
         )
         for listener in config.listeners.values()
         if listener.protocol == "http"
@@ -182,15 +207,27 @@ def _route(
     upstreams: Mapping[str, UpstreamConfig],
 ) -> Route:
     assert config.specs is not None
-    upstream = upstreams[config.upstream] if config.upstream is not None else None
+    targets = tuple(
+        UpstreamTarget(
+            name,
+            pools[name],
+            connection_settings(upstreams[name]),
+            upstreams[name].retries,
+        )
+        for name, _ in config.upstream
+    )
+    split = (
+        TrafficSplit(config.upstream, config.split_key, config.split_override)
+        if len(targets) > 1
+        else None
+    )
     return Route(
         name=config.name,
         config=config,
         specs=config.specs,
         filters=tuple(filters[name] for name in config.filters),
-        pool=pools[upstream.name] if upstream is not None else None,
-        connections=connection_settings(upstream) if upstream is not None else None,
-        retries=upstream.retries if upstream is not None else 0,
+        targets=targets,
+        split=split,
     )
 
 

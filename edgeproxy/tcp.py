@@ -26,7 +26,7 @@ connect until the tunnel ends; its latency is the connect time.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from twisted.internet.interfaces import (
     IAddress,
@@ -131,6 +131,7 @@ class TCPListenerFactory(Factory):
         listener_name: str,
         settings: TCPListenerSettings,
         reactor: IReactorTCP,
+        counts: ConnectionCounts | None = None,
     ) -> None:
         self.holder = holder
         self.listener_name = listener_name
@@ -139,8 +140,12 @@ class TCPListenerFactory(Factory):
         self.clock = IReactorTime(reactor)
         self.allow = AddressSet(settings.allow)
         self.deny = AddressSet(settings.deny)
-        self.open_connections = 0
-        self._per_address: dict[str, int] = {}
+        self.counts = counts if counts is not None else ConnectionCounts()
+
+    @property
+    def open_connections(self) -> int:
+        """Client connections open now on this listener."""
+        return self.counts.open
 
     def buildProtocol(self, addr: IAddress | None) -> Protocol:
         """A protocol for one accepted client connection."""
@@ -151,16 +156,31 @@ class TCPListenerFactory(Factory):
         if self.deny.contains(host) or (self.allow and not self.allow.contains(host)):
             return "denied by allow/deny"
         cap = self.settings.max_connections_per_ip
-        count = self._per_address.get(host, 0)
+        per_address = self.counts.per_address
+        count = per_address.get(host, 0)
         if cap and count >= cap:
             return f"{count} connections from this address (max_connections_per_ip)"
-        self._per_address[host] = count + 1
+        per_address[host] = count + 1
         return None
 
     def _release(self, host: str) -> None:
-        count = self._per_address.pop(host) - 1
+        per_address = self.counts.per_address
+        count = per_address.pop(host) - 1
         if count:
-            self._per_address[host] = count
+            per_address[host] = count
+
+
+@dataclass
+class ConnectionCounts:
+    """
+    The connections open on one listening socket, kept across reloads.
+
+    :ivar open: client connections open now.
+    :ivar per_address: client connections open now, by client address.
+    """
+
+    open: int = 0
+    per_address: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(eq=False)
@@ -203,7 +223,7 @@ class _ClientConnection(Protocol):
         if cap and factory.open_connections >= cap:
             self._refuse(f"{cap} connections are open (max_connections)")
             return
-        factory.open_connections += 1
+        factory.counts.open += 1
         self._counted_open = True
         snapshot = factory.holder.current
         listener = snapshot.config.listeners.get(factory.listener_name)
@@ -406,7 +426,7 @@ class _ClientConnection(Protocol):
         self._cancel_header_timer()
         if self._counted_open:
             self._counted_open = False
-            self._factory.open_connections -= 1
+            self._factory.counts.open -= 1
         if self._counted_host is not None:
             self._factory._release(self._counted_host)
             self._counted_host = None

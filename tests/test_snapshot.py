@@ -118,17 +118,19 @@ def test_route_holds_its_pool_filters_and_retries() -> None:
     snapshot = build()
     api = route_for(snapshot, b"api.example.com")
     assert api is not None
-    assert api.pool is snapshot.pools["users"]
+    [target] = api.targets
+    assert target.pool is snapshot.pools["users"]
     assert api.filters == (snapshot.filters["second"], snapshot.filters["first"])
-    assert api.retries == 2
-    assert api.connections == UpstreamConnectionSettings()
+    assert target.retries == 2
+    assert target.connections == UpstreamConnectionSettings()
+    assert api.split is None
 
 
 def test_redirect_route_has_no_pool() -> None:
-    """A redirect-only route has no pool, no connections and no retries."""
+    """A redirect-only route has no upstream to send requests to."""
     moved = route_for(build(), b"www.example.com", b"/old/x")
     assert moved is not None
-    assert (moved.pool, moved.connections, moved.retries) == (None, None, 0)
+    assert moved.targets == ()
     assert moved.specs.redirect is not None
 
 

@@ -46,6 +46,12 @@ def status_document(holder: SnapshotHolder, now: float) -> dict[str, Any]:
             name: {"protocol": listener.protocol, "endpoint": listener.endpoint}
             for name, listener in snapshot.config.listeners.items()
         },
+        "splits": {
+            route.name: dict(route.split.counts)
+            for table in snapshot.route_tables.values()
+            for route in table.payloads()
+            if route.split is not None
+        },
         "upstreams": {
             name: {
                 "servers": [

@@ -29,6 +29,7 @@ from edgeproxy.config.model import (
 from edgeproxy.config.routes import build_route_specs
 from edgeproxy.config.values import parse_name
 from edgeproxy.errors import ConfigError, ConfigProblem
+from edgeproxy.tls import certificate_problems, is_tls_endpoint
 
 # configparser treats its default section specially (its keys leak into every
 # other section); a name no one can write turns that off, so that a [DEFAULT]
@@ -47,6 +48,9 @@ _HTTP_ONLY_KEYS = frozenset(
         "body_timeout",
         "keepalive_timeout",
         "send_timeout",
+        "tls_certificates",
+        "tls_min_version",
+        "tls_ciphers",
     }
 )
 _TCP_ONLY_KEYS = frozenset(
@@ -286,6 +290,7 @@ class _SectionReader:
             self._check_names(
                 section, "routes", listener.routes, config.routes, "route"
             )
+            self._check_tls(section, listener)
         else:
             if listener.upstream is None:
                 self.problem(section, "upstream", "a tcp listener needs an upstream")
@@ -307,13 +312,37 @@ class _SectionReader:
                 "upstream",
             )
 
+    def _check_tls(self, section: str, listener: ListenerConfig) -> None:
+        if not listener.tls_certificates:
+            for key, _ in self.parser.items(section):
+                if key in ("tls_min_version", "tls_ciphers"):
+                    self.problem(
+                        section,
+                        key,
+                        "this key needs tls_certificates (an ssl: endpoint "
+                        "takes its TLS options in the endpoint string)",
+                    )
+            return
+        if is_tls_endpoint(listener.endpoint):
+            self.problem(
+                section,
+                "endpoint",
+                "with tls_certificates edgeproxy terminates TLS itself: "
+                "write a tcp: endpoint",
+            )
+        for message in certificate_problems(listener.tls_certificates):
+            self.problem(section, "tls_certificates", message)
+
     def _check_route(self, config: Config, route: RouteConfig) -> None:
         section = f"route:{route.name}"
-        if route.upstream is None and not (route.redirect or route.https_redirect):
+        if not route.upstream and not (route.redirect or route.https_redirect):
             self.problem(section, "upstream", "this key is required")
-        self._check_names(
-            section, "upstream", _maybe(route.upstream), config.upstreams, "upstream"
-        )
+        names = tuple(name for name, _ in route.upstream)
+        self._check_names(section, "upstream", names, config.upstreams, "upstream")
+        if len(names) < 2:
+            for key in ("split_key", "split_override"):
+                if getattr(route, key) is not None:
+                    self.problem(section, key, "only a traffic split takes this key")
         self._check_names(section, "filters", route.filters, config.filters, "filter")
 
     def _check_names(

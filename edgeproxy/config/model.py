@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from edgeproxy.balancing.request_keys import parse_request_key
 from edgeproxy.config.values import (
     parse_bool,
     parse_duration,
@@ -28,6 +29,12 @@ from edgeproxy.core.addresses import AddressSet
 from edgeproxy.core.forwarding import ForwardingPolicy
 from edgeproxy.core.rewrite import LocationRewrite, Redirect, Rewrite
 from edgeproxy.core.routing import RouteMatch
+from edgeproxy.tls import (
+    CertificateFiles,
+    parse_certificate_files,
+    parse_tls_ciphers,
+    parse_tls_min_version,
+)
 from edgeproxy.upstream.server_list import ServerSpec, parse_servers
 
 
@@ -107,6 +114,50 @@ def _servers(text: str) -> tuple[ServerSpec, ...]:
     if not servers:
         raise ValueError("no servers are listed")
     return servers
+
+
+def _upstream_shares(text: str) -> tuple[tuple[str, float], ...]:
+    entries = parse_list(text)
+    if len(entries) == 1 and "%" not in entries[0]:
+        return ((parse_name(entries[0]), 100.0),)
+    shares: list[tuple[str, float]] = []
+    for entry in entries:
+        parts = entry.split()
+        if len(parts) != 2 or not parts[1].endswith("%"):
+            raise ValueError(f"{entry!r} is not 'NAME PERCENT%' (e.g. canary 5%)")
+        try:
+            percent = float(parts[1][:-1])
+        except ValueError:
+            raise ValueError(f"{parts[1]!r} is not a percent") from None
+        if not 0 < percent <= 100:
+            raise ValueError(f"{parts[1]!r} is not a percent above 0")
+        shares.append((parse_name(parts[0]), percent))
+    names = [name for name, _ in shares]
+    if len(set(names)) != len(names):
+        raise ValueError("an upstream is named twice")
+    if shares and abs(sum(percent for _, percent in shares) - 100) > 1e-6:
+        raise ValueError("the percents must add up to 100")
+    return tuple(shares)
+
+
+def _split_key(text: str) -> str | None:
+    key = text.strip()
+    if not key:
+        return None
+    if key != "client_ip" and not key.startswith(("header:", "cookie:")):
+        raise ValueError(f"{key!r} is not client_ip, header:NAME or cookie:NAME")
+    parse_request_key(key)
+    return key
+
+
+def _split_override(text: str) -> str | None:
+    key = text.strip()
+    if not key:
+        return None
+    if not key.startswith(("header:", "cookie:")):
+        raise ValueError(f"{key!r} is not header:NAME or cookie:NAME")
+    parse_request_key(key)
+    return key
 
 
 def _proxy_version(text: str) -> str | None:
@@ -258,6 +309,31 @@ class ListenerConfig:
         "before it is dropped.",
         default=60.0,
     )
+    tls_certificates: tuple[CertificateFiles, ...] = setting(
+        parse_certificate_files,
+        "``http`` listeners: terminate TLS with these certificates, the "
+        "``endpoint`` staying ``tcp:``.  Comma-separated items, each "
+        "``CHAIN.pem`` (the certificate, the CAs above it and the unencrypted "
+        "private key in one PEM file) or ``CHAIN.pem:KEY.pem``.  The client's "
+        "SNI picks the certificate whose DNS names match it (exact names, then "
+        "``*.`` wildcards of one label); the first is served when SNI is absent "
+        "or unknown.  ALPN agrees to ``http/1.1`` only.",
+        default=(),
+    )
+    tls_min_version: str = setting(
+        parse_tls_min_version,
+        "``http`` listeners with ``tls_certificates``: the oldest TLS version "
+        "accepted, ``1.2`` or ``1.3``; 1.0 and 1.1 are always refused.",
+        default="1.2",
+    )
+    tls_ciphers: str | None = setting(
+        parse_tls_ciphers,
+        "``http`` listeners with ``tls_certificates``: an OpenSSL cipher string "
+        "for TLS 1.2 (TLS 1.3 suites are OpenSSL's own).  Forward-secret AEAD "
+        "ciphers (``ECDHE+AESGCM:ECDHE+CHACHA20:DHE+AESGCM:DHE+CHACHA20``) when "
+        "not given.",
+        default=None,
+    )
 
 
 @dataclass(frozen=True)
@@ -265,10 +341,25 @@ class RouteConfig:
     """A ``[route:NAME]`` section: which requests go where, through which filters."""
 
     name: str
-    upstream: str | None = setting(
-        _optional_name,
+    upstream: tuple[tuple[str, float], ...] = setting(
+        _upstream_shares,
         "The ``[upstream:NAME]`` that serves the route (required unless the "
-        "route redirects).",
+        "route redirects); or a traffic split between upstreams by percent: "
+        "``stable 95%, canary 5%`` (the percents add up to 100).",
+        default=(),
+    )
+    split_key: str | None = setting(
+        _split_key,
+        "Traffic splits: keep each client on one side by hashing ``client_ip``, "
+        "``header:NAME`` or ``cookie:NAME`` (a request without it is split by "
+        "weight).  Without it, the shares are exact over requests.",
+        default=None,
+    )
+    split_override: str | None = setting(
+        _split_override,
+        "Traffic splits: ``header:NAME`` or ``cookie:NAME`` whose value, when it "
+        "names one of the split's upstreams, sends the request there "
+        "(``X-Canary: canary``).",
         default=None,
     )
     host: tuple[str, ...] = setting(

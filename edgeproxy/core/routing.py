@@ -297,10 +297,11 @@ class RouteTable(Generic[Payload]):
     host.
     """
 
-    __slots__ = ("_by_host", "_default")
+    __slots__ = ("_by_host", "_default", "_listed")
 
     def __init__(self, routes: Iterable[tuple[RouteMatch, Payload]]) -> None:
         listed = list(routes)
+        self._listed = tuple(payload for _, payload in listed)
         indexed: dict[bytes, list[int]] = {}
         unindexed: set[int] = set()
         for index, (route, _) in enumerate(listed):
@@ -324,6 +325,10 @@ class RouteTable(Generic[Payload]):
             for name, indices in indexed.items()
         }
         self._default = candidates(unindexed, False)
+
+    def payloads(self) -> tuple[Payload, ...]:
+        """Every route's payload, in the listed order."""
+        return self._listed
 
     def match(self, head: RequestHead, host: bytes | None) -> Payload | None:
         """

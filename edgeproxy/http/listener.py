@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from twisted.internet.interfaces import IProtocolFactory
+
 from edgeproxy.config.model import ListenerConfig
 from edgeproxy.http.connection_pool import ConnectionPool
 from edgeproxy.http.proxy import ProxyRequestHandler
 from edgeproxy.http.server import HTTPServerFactory
 from edgeproxy.http.settings import ServerSettings
 from edgeproxy.snapshot import SnapshotHolder
-
-_TLS_ENDPOINTS = ("ssl:", "tls:", "le:", "lets:")
+from edgeproxy.tls import TLSServerSettings, is_tls_endpoint, tls_server_factory
 
 
 def server_settings(listener: ListenerConfig) -> ServerSettings:
@@ -28,13 +29,33 @@ def server_settings(listener: ListenerConfig) -> ServerSettings:
     )
 
 
+def tls_settings(listener: ListenerConfig) -> TLSServerSettings | None:
+    """How ``listener`` terminates TLS itself, or ``None`` when it does not."""
+    if not listener.tls_certificates:
+        return None
+    return TLSServerSettings(
+        listener.tls_certificates, listener.tls_min_version, listener.tls_ciphers
+    )
+
+
 def http_listener_factory(
     holder: SnapshotHolder,
     listener: ListenerConfig,
     reactor: Any,
     connections: ConnectionPool,
-) -> HTTPServerFactory:
-    """The protocol factory of one ``http`` listener."""
-    scheme = b"https" if listener.endpoint.startswith(_TLS_ENDPOINTS) else b"http"
+) -> IProtocolFactory:
+    """
+    The protocol factory of one ``http`` listener, behind TLS when it has
+    ``tls_certificates``.
+
+    :raises ValueError: when a certificate cannot be served (the loader
+        reported it already, unless the file changed since).
+    """
+    tls = tls_settings(listener)
+    secure = tls is not None or is_tls_endpoint(listener.endpoint)
+    scheme = b"https" if secure else b"http"
     handler = ProxyRequestHandler(holder, listener.name, scheme, reactor, connections)
-    return HTTPServerFactory(reactor, handler, server_settings(listener))
+    factory = HTTPServerFactory(reactor, handler, server_settings(listener))
+    if tls is None:
+        return factory
+    return tls_server_factory(tls, factory, reactor)

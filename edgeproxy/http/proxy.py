@@ -36,7 +36,7 @@ from edgeproxy.http.filter_chain import (
     run_response_filters,
 )
 from edgeproxy.http.server_exchange import ServerExchange
-from edgeproxy.snapshot import Route, SnapshotHolder
+from edgeproxy.snapshot import Route, SnapshotHolder, UpstreamTarget
 from edgeproxy.tunnel import EndReason, Tunnel
 from edgeproxy.upstream.server import UpstreamServer
 
@@ -127,6 +127,7 @@ class ProxiedRequest:
         self.exchange = exchange
         self.snapshot = handler.holder.current
         self.route: Route | None = None
+        self.target: UpstreamTarget | None = None
         self.host: bytes | None = None
         self.context = RequestContext(
             exchange.client_host,
@@ -203,24 +204,25 @@ class ProxiedRequest:
         if specs.redirect is not None:
             self.respond_local(redirect_response(specs.redirect, request, self.host))
             return
-        if self.route.pool is None or self.route.connections is None:
+        target = self.route.target_for(self.context)
+        if target is None:
             self.respond_local(error_response(503))
             return
+        self.target = target
         request.target = rewrite_target(specs.rewrite, request.target)
         host = request.headers.get(b"host")
         if host != self.received_host:
             self.filtered_host = host
-        self.retries_left = self.route.retries
+        self.retries_left = target.retries
         self.try_server()
 
     def try_server(self) -> None:
         """Send the request to one server of the pool."""
-        route = self.route
-        assert route is not None and route.pool is not None
-        assert route.connections is not None
+        target = self.target
+        assert target is not None
         now = self.handler.reactor.seconds()
         try:
-            server = route.pool.pick(self.context, now, frozenset(self.tried))
+            server = target.pool.pick(self.context, now, frozenset(self.tried))
         except NoServerAvailable as error:
             # After a failed try, the client hears about that failure, not
             # about there being no other server to try.
@@ -228,10 +230,10 @@ class ProxiedRequest:
             return
         self.tried.add(server.key)
         attempt = _Attempt(server, now)
-        route.pool.started(server, now)
+        target.pool.started(server, now)
         d = self.handler.connections.acquire(
             server,
-            route.connections,
+            target.connections,
             lambda kept: self._released(attempt),
             fresh=self.fresh_connection,
         )
@@ -287,13 +289,13 @@ class ProxiedRequest:
         if attempt.done:
             return
         attempt.done = True
-        route = self.route
-        assert route is not None and route.pool is not None
+        target = self.target
+        assert target is not None
         now = self.handler.reactor.seconds()
         # Strategies learn the time to the response head (IBalancingStrategy):
         # a long download is not a slow server.
         until = attempt.head_at if attempt.head_at is not None else now
-        route.pool.finished(attempt.server, now, until - attempt.started, failed)
+        target.pool.finished(attempt.server, now, until - attempt.started, failed)
 
     def _failed(self, failure: Failure, attempt: _Attempt) -> None:
         self.pending = None

@@ -94,7 +94,7 @@ def test_sighup_applies_a_new_config_without_closing_connections(
             )
             proxy.process.send_signal(signal.SIGHUP)
             eventually(lambda: served_by(ports["web"]) == "b")
-            wait_for_port(extra, proxy.process)  # type: ignore[arg-type]
+            wait_for_port(extra, proxy.process)
             assert served_by(extra) == "b"
             # The connection opened before the reload is still served.
             kept.send(request_bytes(b"GET", b"/echo", b"a.example"))

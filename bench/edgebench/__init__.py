@@ -1,0 +1,1 @@
+"""edgeproxy's benchmarks: edgeproxy beside the direct origin, nginx and HAProxy."""
