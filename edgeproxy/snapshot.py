@@ -146,7 +146,9 @@ def build_snapshot(
             option_prefix="balance.",
         )
         policy = HealthPolicy(
-            max_fails=upstream.max_fails,
+            # As nginx: a pool of one server never takes it out for failures
+            # (there is nowhere else to send the request).
+            max_fails=upstream.max_fails if len(upstream.servers) > 1 else 0,
             fail_timeout=upstream.fail_timeout,
             rise=upstream.rise,
             fall=upstream.fall,

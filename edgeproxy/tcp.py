@@ -53,7 +53,7 @@ from edgeproxy.core.proxy_protocol import (
 )
 from edgeproxy.errors import NoServerAvailable
 from edgeproxy.snapshot import SnapshotHolder
-from edgeproxy.tunnel import EndReason, Tunnel, TunnelEnd, TunnelStats
+from edgeproxy.tunnel import Tunnel, TunnelEnd, TunnelStats
 from edgeproxy.upstream.pool import UpstreamPool
 from edgeproxy.upstream.server import UpstreamServer
 from edgeproxy.upstream.server_list import format_address
@@ -392,19 +392,10 @@ class _ClientConnection(Protocol):
         connected = self._connected
         if connected is not None:
             self._connected = None
-            failed = stats.reason is EndReason.SERVER_RESET
-            self._pool.finished(connected.server, now, connected.elapsed, failed)
-        _log.debug(
-            "tcp listener {listener}: {client} via {server} ended ({reason}): "
-            "{up} bytes up, {down} bytes down in {duration:.3f}s",
-            listener=self._factory.listener_name,
-            client=_format(self._client),
-            server=connected.server.key if connected is not None else "-",
-            reason=stats.reason.value,
-            up=stats.client_to_server,
-            down=stats.server_to_client,
-            duration=stats.duration,
-        )
+            # Passive health counts failed connects only (as nginx's stream
+            # module does): a session the server ended, even by a reset, was
+            # served.
+            self._pool.finished(connected.server, now, connected.elapsed, False)
 
     # --- the rest of IProtocol / IHalfCloseableProtocol ----------------------------
 

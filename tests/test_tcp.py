@@ -135,15 +135,16 @@ def test_the_tunnel_end_settles_the_pool_with_the_connect_time() -> None:
     assert (stats.latency_ewma, stats.failures, stats.status) == (0.25, 0, "up")
 
 
-def test_a_server_reset_counts_as_a_failure() -> None:
-    """A server that resets a spliced connection fails passive health."""
+def test_a_server_reset_after_connecting_is_not_a_failure() -> None:
+    """A session the server ended by a reset was served: passive health ignores it."""
     harness = Harness()
     client, client_transport = harness.client()
     server, _ = harness.accept()
     server.connectionLost(RESET)
     assert client_transport.disconnected
     client.connectionLost(Failure(ConnectionLost()))
-    assert harness.pool.servers[0].stats(0).failures == 1
+    assert harness.pool.servers[0].stats(0).failures == 0
+    assert harness.pool.servers[0].active == 0
 
 
 @pytest.mark.parametrize("error", [refused_error(), ConnectTimeout()])

@@ -547,7 +547,8 @@ class UpstreamConfig:
     max_fails: int = setting(
         lambda text: parse_int(text, minimum=0),
         "Passive health: failures within ``fail_timeout`` that take a server out "
-        "of rotation for ``fail_timeout`` (0 turns passive checks off).",
+        "of rotation for ``fail_timeout`` (0 turns passive checks off; a pool "
+        "of one server never takes it out, as nginx does).",
         default=1,
     )
     fail_timeout: float = setting(
