@@ -40,6 +40,12 @@ class Options(usage.Options):
     optFlags = [
         ["check", None, "Validate the configuration, print a summary and exit."],
         ["list-plugins", None, "List the plugins found and where, then exit."],
+        [
+            "demo-upstreams",
+            None,
+            "Also start a tiny demo web server on each loopback upstream server "
+            "address of the configuration (for a first try; not for production).",
+        ],
     ]
 
     def postOptions(self) -> None:
@@ -149,4 +155,10 @@ def makeService(options: Options) -> IService:
 
     service = EdgeproxyService(snapshot, reactor, reload)
     ReloadOnSignal(service, reactor).setServiceParent(service)
+    if options["demo-upstreams"]:
+        from edgeproxy.demo import demo_upstreams
+
+        demos = demo_upstreams(snapshot.config, reactor)
+        demos.setName("demo-upstreams")
+        demos.setServiceParent(service)
     return service

@@ -106,7 +106,11 @@ class EdgeproxyProcess:
     """A running ``twistd -n edgeproxy -c CONFIG`` and its log file."""
 
     def __init__(
-        self, config: Path, wait_port: int, extra_path: Path | None = None
+        self,
+        config: Path,
+        wait_port: int,
+        extra_path: Path | None = None,
+        extra_args: tuple[str, ...] = (),
     ) -> None:
         self.log = config.with_suffix(".log")
         self.process = subprocess.Popen(
@@ -118,6 +122,7 @@ class EdgeproxyProcess:
                 "edgeproxy",
                 "-c",
                 str(config),
+                *extra_args,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,

@@ -144,3 +144,29 @@ def test_duplicate_plugin_names_fail(tmp_path: Path) -> None:
         or "one in twisted.plugins.acme_edge, one in twisted.plugins.acme_copy"
         in result.stdout
     )
+
+
+def test_first_minute_with_demo_upstreams(tmp_path: Path) -> None:
+    """The README's first run: quickstart.ini with demo upstreams answers via both."""
+    from tests.integration.conftest import EdgeproxyProcess, free_port
+    from tests.integration.http_client import get
+
+    web, first, second = free_port(), free_port(), free_port()
+    text = (REPO / "conf" / "quickstart.ini").read_text()
+    text = text.replace("tcp:8080:", f"tcp:{web}:")
+    text = text.replace("127.0.0.1:9001", f"127.0.0.1:{first}")
+    text = text.replace("127.0.0.1:9002", f"127.0.0.1:{second}")
+    config = tmp_path / "quickstart.ini"
+    config.write_text(text)
+    proxy = EdgeproxyProcess(config, web, extra_args=("--demo-upstreams",))
+    try:
+        answers = [get(web, b"/hello", host=b"127.0.0.1") for _ in range(4)]
+    finally:
+        proxy.stop()
+    assert {answer.status for answer in answers} == {200}
+    assert {answer.header(b"X-Demo-Upstream") for answer in answers} == {
+        f"127.0.0.1:{first}".encode(),
+        f"127.0.0.1:{second}".encode(),
+    }
+    assert answers[0].body.startswith(b"Hello from demo upstream 127.0.0.1:")
+    assert b"You asked for: GET /hello" in answers[0].body
