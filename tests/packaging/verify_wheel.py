@@ -1,7 +1,8 @@
 """
 Install a built edgeproxy wheel into a fresh virtualenv and check what a user sees.
 
-Run by the ``packaging`` tox environment: ``python verify_wheel.py DIST_DIR``.
+Run by the ``packaging`` tox environment:
+``python verify_wheel.py DIST_DIR PROJECT_DIR``.
 Exits non-zero, saying why, when the installed package does not work.
 """
 
@@ -43,8 +44,24 @@ def check_contents(wheel: Path) -> None:
             fail(f"{wheel.name} ships {forbidden}, which would shadow Twisted")
 
 
-def main(dist: str) -> None:
-    """Check the one wheel in ``dist``."""
+def check_editable(project: str, scratch: Path) -> None:
+    """``pip install -e`` works too: twistd finds the plugins in the checkout."""
+    env = scratch / "editable"
+    venv.create(env, with_pip=True)
+    python = str(env / "bin" / "python")
+    installed = run(python, "-m", "pip", "install", "-q", "-e", project)
+    if installed.returncode:
+        fail(f"pip install -e failed:\n{installed.stderr}")
+    listing = run(str(env / "bin" / "twistd"), "edgeproxy", "--list-plugins")
+    if listing.returncode or "round_robin" not in listing.stdout:
+        fail(
+            "an editable install does not list the built-ins:\n"
+            f"{listing.stdout}{listing.stderr}"
+        )
+
+
+def main(dist: str, project: str) -> None:
+    """Check the one wheel in ``dist``, and an editable install of ``project``."""
     [wheel] = Path(dist).glob("edgeproxy-*.whl")
     check_contents(wheel)
     with tempfile.TemporaryDirectory() as scratch:
@@ -68,8 +85,9 @@ def main(dist: str) -> None:
         noise = again.stdout + again.stderr
         if "Unable to write to plugin cache" in noise or "Traceback" in noise:
             fail(f"a second run is noisy:\n{noise}")
+        check_editable(project, Path(scratch))
     sys.stdout.write(f"verify_wheel: {wheel.name} installs and runs\n")
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(sys.argv[1], sys.argv[2])
