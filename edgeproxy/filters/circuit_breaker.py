@@ -59,6 +59,7 @@ from edgeproxy.core.message import LocalResponse, RequestHead, ResponseHead
 from edgeproxy.errors import OptionError
 from edgeproxy.filters.answers import local_answer
 from edgeproxy.interfaces import IFilter, IFilterFactory
+from edgeproxy.options import parse_options
 from edgeproxy.plugin_environment import PluginEnvironment
 
 GATEWAY_FAILURES = frozenset({502, 503, 504})
@@ -233,19 +234,7 @@ class CircuitBreakerFilterFactory:
         self, options: Mapping[str, str], environment: PluginEnvironment
     ) -> CircuitBreakerFilter:
         """Parse the options; every bad one is reported."""
-        problems: list[tuple[str, str]] = []
-        values: dict[str, Any] = {}
-        for key, text in options.items():
-            parser = _PARSERS.get(key)
-            if parser is None:
-                problems.append(
-                    (key, f"unknown option (use {', '.join(sorted(_PARSERS))})")
-                )
-                continue
-            try:
-                values[key] = parser(text)
-            except ValueError as error:
-                problems.append((key, str(error)))
+        values, problems = parse_options(options, _PARSERS)
         if "failure_rate" not in options:
             problems.extend(
                 (key, "only applies with failure_rate")

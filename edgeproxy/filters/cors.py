@@ -48,7 +48,6 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from twisted.plugin import IPlugin
 from zope.interface import implementer
@@ -59,6 +58,7 @@ from edgeproxy.core.message import Headers, LocalResponse, RequestHead, Response
 from edgeproxy.errors import OptionError
 from edgeproxy.filters.answers import local_answer
 from edgeproxy.interfaces import IFilter, IFilterFactory
+from edgeproxy.options import parse_options
 from edgeproxy.plugin_environment import PluginEnvironment
 
 SAFELISTED_METHODS = frozenset({b"GET", b"HEAD", b"POST"})
@@ -389,19 +389,7 @@ class CorsFilterFactory:
         self, options: Mapping[str, str], environment: PluginEnvironment
     ) -> CorsFilter:
         """Parse the options; every bad or missing one is reported."""
-        values: dict[str, Any] = {}
-        problems: list[tuple[str, str]] = []
-        for key, text in options.items():
-            parser = _PARSERS.get(key)
-            if parser is None:
-                problems.append(
-                    (key, f"unknown option (use {', '.join(sorted(_PARSERS))})")
-                )
-                continue
-            try:
-                values[key] = parser(text)
-            except ValueError as error:
-                problems.append((key, str(error)))
+        values, problems = parse_options(options, _PARSERS)
         if "allow_origins" not in options:
             problems.append(("allow_origins", "required: the origins to allow"))
         if problems:
