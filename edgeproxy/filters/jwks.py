@@ -10,7 +10,9 @@ from the last fetch of any kind (so a flood of made-up ``kid`` values costs the
 identity provider one request per interval).  Only one fetch is ever in flight:
 requests that need keys meanwhile wait on it together.  A failed fetch keeps
 the keys already held (and is logged); a fetch that has not answered after
-``timeout`` seconds is abandoned.
+``timeout`` seconds is abandoned.  Until a first fetch succeeds (the identity
+provider was down when edgeproxy started), fetches are retried sooner: 1 s
+after a failure, doubling up to ``refresh_interval``.
 
 The fetch is a function given to :class:`RemoteKeySet` (tests give a fake one);
 :func:`http_fetch` makes the real one with treq on the environment's reactor.
@@ -232,6 +234,7 @@ class RemoteKeySet:
         self._fetching: Deferred[None] | None = None
         self._waiters: list[Deferred[None]] = []
         self._last_fetch: float | None = None
+        self._failed_fetches = 0
         self._loop: LoopingCall | None = None
 
     def find(
@@ -278,10 +281,15 @@ class RemoteKeySet:
             self._start_fetch()
 
     def _may_fetch(self) -> bool:
-        return (
-            self._last_fetch is None
-            or self._clock.seconds() - self._last_fetch >= self.refresh_interval
-        )
+        if self._last_fetch is None:
+            return True
+        interval = self.refresh_interval
+        if self.keys is None:
+            # Nothing was ever fetched: every request fails until a fetch
+            # works, so retry soon (1 s, doubling) rather than once per
+            # refresh interval.
+            interval = min(interval, 2.0 ** min(self._failed_fetches - 1, 16))
+        return self._clock.seconds() - self._last_fetch >= interval
 
     def _find_fetched(self, kid: str | None, algorithm: str) -> VerificationKey | None:
         if self.keys is None:
@@ -307,10 +315,12 @@ class RemoteKeySet:
 
     def _loaded(self, document: bytes) -> None:
         self.keys = parse_jwks(document, self._allowed)
+        self._failed_fetches = 0
 
     def _failed(self, failure: Failure) -> None:
         if failure.check(CancelledError):
             return  # stopped on purpose
+        self._failed_fetches += 1
         log.warn(
             "JWKS fetch from {source} failed, keeping the keys held: {reason}",
             source=self.source,

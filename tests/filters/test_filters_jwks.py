@@ -392,3 +392,39 @@ async def test_jwks_over_http() -> None:
         await listening.stopListening()
     assert key is not None
     assert key.kid == "r1"
+
+
+def test_unfetched_keys_are_retried_soon() -> None:
+    """With no keys ever fetched, a failed fetch is retried after 1 s, then 2 s."""
+    clock = MemoryReactorClock()
+    fetches: list[Deferred[bytes]] = []
+
+    def fetch() -> Deferred[bytes]:
+        fetches.append(Deferred())
+        return fetches[-1]
+
+    keys = RemoteKeySet(fetch, clock, ALLOWED, refresh_interval=300.0)
+
+    def ask() -> None:
+        try:
+            result = keys.find("k1", "RS256")
+        except KeysUnavailable:
+            return
+        if isinstance(result, Deferred):
+            result.addErrback(lambda failure: failure.trap(KeysUnavailable))
+
+    ask()
+    fetches[-1].errback(ConnectionRefusedError())
+    clock.advance(0.5)
+    ask()
+    assert len(fetches) == 1
+    clock.advance(0.6)
+    ask()
+    assert len(fetches) == 2
+    fetches[-1].errback(ConnectionRefusedError())
+    clock.advance(1.5)
+    ask()
+    assert len(fetches) == 2
+    clock.advance(0.6)
+    ask()
+    assert len(fetches) == 3
