@@ -4,20 +4,38 @@ The running configuration as one frozen snapshot, and the holder that swaps it.
 A listener reads ``holder.current`` once for each new request or connection and
 keeps that snapshot until it ends, so a reload never changes what a request in
 flight sees.  Nothing on the data path keeps a snapshot beyond its request.
+
+Each ``[cache:NAME]`` becomes a :class:`~edgeproxy.http.cache_exchange.SharedCache`
+around its store; a reload whose section did not change keeps the same object,
+so the stored responses (and the requests waiting on one in flight) survive it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
 from edgeproxy.balancing.split import TrafficSplit
-from edgeproxy.config.model import Config, RouteConfig, RouteSpecs, UpstreamConfig
+from edgeproxy.cache.disk import DiskCacheStore
+from edgeproxy.cache.memory import MemoryCacheStore
+from edgeproxy.cache.store import CacheStore
+from edgeproxy.config.model import (
+    CacheConfig,
+    Config,
+    RouteConfig,
+    RouteSpecs,
+    UpstreamConfig,
+)
+from edgeproxy.core.addresses import AddressSet
+from edgeproxy.core.cache_policy import CacheSettings
 from edgeproxy.core.context import RequestContext
 from edgeproxy.core.routing import RouteTable
 from edgeproxy.errors import ConfigError, ConfigProblem, OptionError
+from edgeproxy.http.cache_exchange import SharedCache
 from edgeproxy.http.connection_pool import UpstreamConnectionSettings
 from edgeproxy.http.settings import ClientSettings
 from edgeproxy.interfaces import IFilter, IHealthCheck
@@ -56,6 +74,7 @@ class Route:
     :ivar targets: the upstreams that serve it (none for a redirect-only
         route; several for a traffic split).
     :ivar split: how requests are shared between several targets.
+    :ivar cache: the cache that keeps its responses, or ``None``.
     """
 
     name: str
@@ -64,6 +83,7 @@ class Route:
     filters: tuple[IFilter, ...]
     targets: tuple[UpstreamTarget, ...]
     split: TrafficSplit | None
+    cache: SharedCache | None = None
 
     def target_for(self, context: RequestContext) -> UpstreamTarget | None:
         """The upstream this request goes to (``None`` for a redirect route)."""
@@ -83,6 +103,7 @@ class Snapshot:
     :ivar pools: the pool of each ``[upstream:NAME]``, by name.
     :ivar health_checks: the health check of each upstream that has one.
     :ivar route_tables: for each http listener, its routes in order.
+    :ivar caches: the cache of each ``[cache:NAME]``, by name.
     """
 
     config: Config
@@ -90,6 +111,9 @@ class Snapshot:
     pools: Mapping[str, UpstreamPool]
     health_checks: Mapping[str, IHealthCheck]
     route_tables: Mapping[str, RouteTable[Route]]
+    caches: Mapping[str, SharedCache] = dataclasses.field(
+        default_factory=lambda: MappingProxyType({})
+    )
 
 
 class SnapshotHolder:
@@ -118,7 +142,8 @@ def build_snapshot(
     Build every working object that ``config`` describes.
 
     With ``previous`` (a reload), servers still in the configuration keep
-    their health, admin state and counters.
+    their health, admin state and counters, and caches whose section did not
+    change are the same objects (their contents kept).
 
     :raises edgeproxy.errors.ConfigError: listing every unknown plugin and every
         option a plugin rejected, with file, section and key.
@@ -171,6 +196,7 @@ def build_snapshot(
         for name, upstream in config.upstreams.items()
         if upstream.health is not None
     }
+    caches = _caches(config, environment, previous, builder.problems)
     if builder.problems:
         raise ConfigError(builder.problems)
     if previous is not None:
@@ -181,7 +207,10 @@ def build_snapshot(
                 pool.carry_state_from(old, now)
     route_tables = {
         listener.name: RouteTable(
-            (route.specs.match, _route(route, filters, pools, config.upstreams))
+            (
+                route.specs.match,
+                _route(route, filters, pools, config.upstreams, caches),
+            )
             for route in (
                 config.routes[name] for name in listener.routes if name in config.routes
             )
@@ -189,6 +218,7 @@ def build_snapshot(
             # too) may lack a section that had problems of its own.
             if route.specs is not None
             and all(name in pools for name, _ in route.upstream)
+            and (route.cache is None or route.cache in caches)
         )
         for listener in config.listeners.values()
         if listener.protocol == "http"
@@ -199,6 +229,65 @@ def build_snapshot(
         pools=MappingProxyType(pools),
         health_checks=MappingProxyType(health_checks),
         route_tables=MappingProxyType(route_tables),
+        caches=MappingProxyType(caches),
+    )
+
+
+def _caches(
+    config: Config,
+    environment: PluginEnvironment,
+    previous: Snapshot | None,
+    problems: list[ConfigProblem],
+) -> dict[str, SharedCache]:
+    """Each cache of ``config``: the previous one when its section is unchanged."""
+    caches = {}
+    for name, section in config.caches.items():
+        old = previous.caches.get(name) if previous is not None else None
+        if (
+            old is not None
+            and previous is not None
+            and previous.config.caches.get(name) == section
+            and Path(previous.config.path).parent == Path(config.path).parent
+        ):
+            caches[name] = old
+            continue
+        try:
+            store = cache_store(section, environment)
+        except OSError as error:
+            problems.append(
+                ConfigProblem(
+                    config.path, f"cache:{name}", "store", f"cannot be used: {error}"
+                )
+            )
+            continue
+        caches[name] = SharedCache(
+            name, store, cache_settings(section), AddressSet(section.purge_from)
+        )
+    return caches
+
+
+def cache_store(section: CacheConfig, environment: PluginEnvironment) -> CacheStore:
+    """
+    The store a ``[cache:NAME]`` describes (a disk one is scanned now).
+
+    :raises OSError: when a disk store's directory cannot be made or read.
+    """
+    if section.store.startswith("disk:"):
+        root = environment.resolve(section.store[len("disk:") :])
+        return DiskCacheStore(root, section.max_size, section.max_object_size)
+    return MemoryCacheStore(section.max_size, section.max_object_size)
+
+
+def cache_settings(section: CacheConfig) -> CacheSettings:
+    """The policy settings of a ``[cache:NAME]``."""
+    kind, _, name = (section.key or "").partition(":")
+    return CacheSettings(
+        heuristic_fraction=0.1 if section.heuristic else 0.0,
+        heuristic_max=section.heuristic_max,
+        default_ttl=section.default_ttl,
+        stale_if_error=section.stale_if_error,
+        key_header=name.encode("latin-1") if kind == "header" else None,
+        key_cookie=name.encode("latin-1") if kind == "cookie" else None,
     )
 
 
@@ -207,6 +296,7 @@ def _route(
     filters: Mapping[str, IFilter],
     pools: Mapping[str, UpstreamPool],
     upstreams: Mapping[str, UpstreamConfig],
+    caches: Mapping[str, SharedCache],
 ) -> Route:
     assert config.specs is not None
     targets = tuple(
@@ -230,6 +320,7 @@ def _route(
         filters=tuple(filters[name] for name in config.filters),
         targets=targets,
         split=split,
+        cache=caches[config.cache] if config.cache is not None else None,
     )
 
 

@@ -2,14 +2,20 @@
 The admin site: what edgeproxy is doing, and runtime control of servers.
 
 ``GET /status``
-    JSON: the listeners, and every upstream's servers with their state and
-    counters.
+    JSON: the listeners, every upstream's servers with their state and
+    counters, and every cache's counters (hits, misses, stale answers,
+    revalidations answered 304 and 200, requests that waited for another's
+    fetch, stored bytes, entries, evictions).
 ``POST /reload``
     Load the configuration file again (as ``SIGHUP`` does): 200 when the new
     configuration runs, 409 (and a log line saying why) when it was refused.
 ``POST /upstreams/NAME/servers/HOST:PORT/drain`` (also ``disable``, ``enable``)
     Change a server's admin state; answers the server's new state as JSON.
     The change holds across a reload while the server stays in the config.
+``POST /caches/NAME/purge?url=URL`` (or ``?tag=TAG``)
+    Drop every stored variant of the absolute ``URL`` (``http://host/path``),
+    or every response that carried ``TAG`` in ``Surrogate-Key`` or
+    ``Cache-Tag``; answers how many entries went.
 
 The site reads the current snapshot for every request, so it always shows the
 running configuration.  Bind it to a loopback or otherwise private address.
@@ -60,6 +66,7 @@ def status_document(holder: SnapshotHolder, now: float) -> dict[str, Any]:
             }
             for name, pool in snapshot.pools.items()
         },
+        "caches": {name: cache.stats() for name, cache in snapshot.caches.items()},
     }
 
 
@@ -112,6 +119,38 @@ class UpstreamsResource(Resource):
         return _json(request, 200, dataclasses.asdict(pool.server(key).stats(now)))
 
 
+class CachesResource(Resource):
+    """``POST /caches/NAME/purge?url=URL`` or ``?tag=TAG``."""
+
+    isLeaf = True
+
+    def __init__(self, holder: SnapshotHolder) -> None:
+        super().__init__()
+        self.holder = holder
+
+    def render_POST(self, request: Request) -> bytes:
+        """Purge by URL or by tag."""
+        parts = [part.decode("utf-8", "replace") for part in request.postpath or []]
+        if len(parts) != 2 or parts[1] != "purge":
+            return _json(
+                request, 404, {"error": "use POST /caches/NAME/purge?url=...|tag=..."}
+            )
+        cache = self.holder.current.caches.get(parts[0])
+        if cache is None:
+            return _json(request, 404, {"error": f"no cache {parts[0]!r}"})
+        arguments = request.args or {}
+        urls, tags = arguments.get(b"url", []), arguments.get(b"tag", [])
+        if len(urls) + len(tags) != 1:
+            return _json(request, 400, {"error": "give one url=... or one tag=..."})
+        if tags:
+            return _json(request, 200, {"purged": cache.store.purge_tag(tags[0])})
+        try:
+            purged = cache.purge_url(urls[0].decode("latin-1"))
+        except ValueError as error:
+            return _json(request, 400, {"error": str(error)})
+        return _json(request, 200, {"purged": purged})
+
+
 class ReloadResource(Resource):
     """``POST /reload``: load the configuration file again."""
 
@@ -141,6 +180,7 @@ def admin_site(
     root = Resource()
     root.putChild(b"status", StatusResource(holder, reactor))
     root.putChild(b"upstreams", UpstreamsResource(holder, reactor))
+    root.putChild(b"caches", CachesResource(holder))
     if reload is not None:
         root.putChild(b"reload", ReloadResource(reload))
     site = Site(root)

@@ -18,6 +18,7 @@ from typing import Any
 from edgeproxy.config.endpoints import check_server_endpoint
 from edgeproxy.config.model import (
     SECTION_KINDS,
+    CacheConfig,
     Config,
     FilterConfig,
     GlobalSettings,
@@ -157,6 +158,7 @@ class _SectionReader:
             routes=MappingProxyType(found["route"]),
             upstreams=MappingProxyType(found["upstream"]),
             filters=MappingProxyType(found["filter"]),
+            caches=MappingProxyType(found["cache"]),
         )
         self._check_references(config)
         if self.problems:
@@ -344,6 +346,7 @@ class _SectionReader:
                 if getattr(route, key) is not None:
                     self.problem(section, key, "only a traffic split takes this key")
         self._check_names(section, "filters", route.filters, config.filters, "filter")
+        self._check_names(section, "cache", _maybe(route.cache), config.caches, "cache")
 
     def _check_names(
         self,
@@ -375,6 +378,7 @@ def _maybe(name: str | None) -> tuple[str, ...]:
 
 
 __all__ = [
+    "CacheConfig",
     "Config",
     "FilterConfig",
     "ListenerConfig",

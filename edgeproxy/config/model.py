@@ -169,6 +169,28 @@ def _proxy_version(text: str) -> str | None:
     return version
 
 
+def _cache_store(text: str) -> str:
+    store = text.strip()
+    if store == "memory":
+        return store
+    kind, colon, path = store.partition(":")
+    if kind.strip() == "disk" and colon and path.strip():
+        return "disk:" + path.strip()
+    raise ValueError(f"{store!r} is not memory or disk:PATH")
+
+
+def _cache_key(text: str) -> str | None:
+    key = text.strip()
+    if not key:
+        return None
+    kind, colon, name = key.partition(":")
+    if kind not in ("header", "cookie") or not colon or not name.strip():
+        raise ValueError(f"{key!r} is not header:NAME or cookie:NAME")
+    if any(c in name for c in " \t,;="):
+        raise ValueError(f"{name.strip()!r} is not a field or cookie name")
+    return f"{kind}:{name.strip()}"
+
+
 def _positive_duration(text: str) -> float:
     seconds = parse_duration(text)
     if seconds <= 0:
@@ -500,6 +522,13 @@ class RouteConfig:
     via_pseudonym: str = setting(
         _text, "The name edgeproxy gives itself in ``Via``.", default="edgeproxy"
     )
+    cache: str | None = setting(
+        _optional_name,
+        "The ``[cache:NAME]`` that keeps this route's responses (RFC 9111 shared "
+        "cache); not cached when not given.  ``PURGE`` requests to a route "
+        "without a cache get 405.",
+        default=None,
+    )
     header_equals: Mapping[str, str] = field(
         default_factory=lambda: MappingProxyType({})
     )
@@ -639,6 +668,69 @@ class FilterConfig:
 
 
 @dataclass(frozen=True)
+class CacheConfig:
+    """A ``[cache:NAME]`` section: a shared HTTP cache that routes name."""
+
+    name: str
+    store: str = setting(
+        _cache_store,
+        "Where responses are kept: ``memory`` (lost on restart) or "
+        "``disk:PATH``, a directory (relative to the configuration file's) "
+        "that survives restarts; one directory per process.",
+        default="memory",
+    )
+    max_size: int = setting(
+        parse_size,
+        "The bound on stored bytes (bodies and metadata); the least recently "
+        "used responses go first.",
+        default=256 * 1024 * 1024,
+    )
+    max_object_size: int = setting(
+        parse_size,
+        "The largest body stored; larger responses pass through uncached.",
+        default=8 * 1024 * 1024,
+    )
+    default_ttl: float = setting(
+        parse_duration,
+        "How long a response that may be cached but states no freshness and "
+        "no ``Last-Modified`` stays fresh (0: it is not served without "
+        "revalidation).",
+        default=0.0,
+    )
+    heuristic: bool = setting(
+        parse_bool,
+        "Give a response with ``Last-Modified`` and no stated freshness 10% of "
+        "its age as freshness (RFC 9111 section 4.2.2).",
+        default=True,
+    )
+    heuristic_max: float = setting(
+        parse_duration,
+        "The longest heuristic freshness.",
+        default=86400.0,
+    )
+    stale_if_error: float = setting(
+        parse_duration,
+        "How long past its freshness a stored response may answer when the "
+        "upstream fails (no answer, 500, 502, 503, 504), even when the "
+        "response does not say ``stale-if-error`` (never against "
+        "``must-revalidate``); 0: only as responses say.",
+        default=0.0,
+    )
+    key: str | None = setting(
+        _cache_key,
+        "``header:NAME`` or ``cookie:NAME``: a request field or cookie whose "
+        "value separates stored responses (a tenant, a language).",
+        default=None,
+    )
+    purge_from: tuple[str, ...] = setting(
+        _addresses,
+        "Client addresses and CIDRs allowed to send ``PURGE`` for a URL "
+        "(others get 403); nobody when not given.",
+        default=(),
+    )
+
+
+@dataclass(frozen=True)
 class Config:
     """
     A whole configuration file, validated.
@@ -652,6 +744,9 @@ class Config:
     routes: Mapping[str, RouteConfig]
     upstreams: Mapping[str, UpstreamConfig]
     filters: Mapping[str, FilterConfig]
+    caches: Mapping[str, CacheConfig] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
 
 
 @dataclass(frozen=True)
@@ -706,4 +801,5 @@ SECTION_KINDS: tuple[SectionKind, ...] = (
         ),
     ),
     SectionKind("filter", named=True, model=FilterConfig, plugin_options="options"),
+    SectionKind("cache", named=True, model=CacheConfig),
 )

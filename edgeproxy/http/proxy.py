@@ -8,6 +8,14 @@ relays the response through the response filters.  Connection failures (and,
 for idempotent requests whose body was not sent, resets before any response
 byte) are retried on other servers; errors become short 502, 503 and 504
 answers with a log line.
+
+On a route with a cache, the request goes to a
+:class:`~edgeproxy.http.cache_exchange.CacheExchange` after its request
+filters (so authentication applies to answers from the cache): it answers
+from the store or tells this request what to send upstream, and every answer,
+stored or not, goes out through the response filters.  ``PURGE`` is answered
+here: 405 on a route without a cache, 403 from clients outside the cache's
+``purge_from``.
 """
 
 from __future__ import annotations
@@ -24,10 +32,18 @@ from edgeproxy.core.forwarding import (
     real_client_address,
     upstream_request_headers,
 )
+from edgeproxy.core.framing import BodyFraming
 from edgeproxy.core.message import LocalResponse, RequestHead, ResponseHead
 from edgeproxy.core.rewrite import redirect_response, rewrite_locations, rewrite_target
 from edgeproxy.core.routing import effective_host_and_target
 from edgeproxy.errors import GatewayTimeout, NoServerAvailable, UpstreamError
+from edgeproxy.http.body import BodyStream
+from edgeproxy.http.cache_exchange import (
+    BodySource,
+    CacheExchange,
+    detached_exchange,
+    purge_answer,
+)
 from edgeproxy.http.client import HTTPClientProtocol, NothingReceived, UpstreamResponse
 from edgeproxy.http.connection_pool import ConnectionPool
 from edgeproxy.http.filter_chain import (
@@ -148,6 +164,10 @@ class ProxiedRequest:
         self.fresh_connection = False
         self.gone = False
         self.websocket = False
+        self.cache: CacheExchange | None = None
+        # What goes upstream when it is not the client's request as it is
+        # (the cache's conditional or unconditional version of it).
+        self.upstream_request: RequestHead | None = None
         exchange.on_client_gone = self._client_gone
 
     # --- request side ------------------------------------------------------
@@ -199,22 +219,86 @@ class ProxiedRequest:
         if answer is not None:
             self.respond_local(answer)
             return
-        specs = self.route.specs
+        route = self.route
+        specs = route.specs
         request = self.exchange.request
         if specs.redirect is not None:
             self.respond_local(redirect_response(specs.redirect, request, self.host))
             return
-        target = self.route.target_for(self.context)
-        if target is None:
-            self.respond_local(error_response(503))
+        if request.method == b"PURGE":
+            self.respond_local(
+                purge_answer(
+                    route.cache,
+                    self.context.client_host,
+                    self.handler.scheme,
+                    self.host or b"",
+                    request.target,
+                )
+            )
             return
-        self.target = target
+        # An Upgrade is a tunnel to be, never an answer to keep.
+        cache = None if self.exchange.upgrade else route.cache
+        if cache is None:
+            target = route.target_for(self.context)
+            if target is None:
+                self.respond_local(error_response(503))
+                return
+            self.target = target
+        public_target = request.target
         request.target = rewrite_target(specs.rewrite, request.target)
         host = request.headers.get(b"host")
         if host != self.received_host:
             self.filtered_host = host
-        self.retries_left = target.retries
+        if cache is not None:
+            self.cache = CacheExchange(
+                cache,
+                self,
+                RequestHead(request.method, public_target, request.headers),
+                upstream_target=request.target,
+                scheme=self.handler.scheme,
+                host=self.host or b"",
+                reactor=self.handler.reactor,
+                wait_limit=max(
+                    (t.connections.client.first_byte_timeout for t in route.targets),
+                    default=0.0,
+                ),
+            )
+            self.cache.start()
+            return
+        assert self.target is not None
+        self.retries_left = self.target.retries
         self.try_server()
+
+    def forward(self, head: RequestHead) -> None:
+        """Send ``head`` upstream instead of the client's request (for the cache)."""
+        assert self.route is not None
+        self.upstream_request = head
+        if self.target is None:
+            self.target = self.route.target_for(self.context)
+            if self.target is None:
+                self.fail(NoServerAvailable("the route has no upstream"))
+                return
+        self.tried.clear()
+        self.last_error = None
+        self.retries_left = self.target.retries
+        self.try_server()
+
+    def fetch_in_background(self, head: RequestHead, cache: CacheExchange) -> None:
+        """Send ``head`` upstream for ``cache`` alone: no client waits for it."""
+        now = self.handler.reactor.seconds()
+        exchange = detached_exchange(
+            head, self.exchange.client_host, self.exchange.client_port, now
+        )
+        background = ProxiedRequest(self.handler, exchange)
+        background.route = self.route
+        background.host = self.host
+        background.received_host = self.received_host
+        background.filtered_host = self.filtered_host
+        background.context.route = self.context.route
+        background.context.client_host = self.context.client_host
+        background.cache = cache
+        cache.client = background
+        background.forward(head)
 
     def try_server(self) -> None:
         """Send the request to one server of the pool."""
@@ -250,7 +334,7 @@ class ProxiedRequest:
         attempt.connection = connection
         route = self.route
         assert route is not None
-        request = self.exchange.request
+        request = self.upstream_request or self.exchange.request
         server = attempt.server
         headers = upstream_request_headers(
             request,
@@ -276,6 +360,13 @@ class ProxiedRequest:
 
     def _client_gone(self) -> None:
         self.gone = True
+        body = self.exchange.body
+        if (
+            self.cache is not None
+            and self.cache.client_gone()
+            and (body is None or body.complete)
+        ):
+            return  # the fetch fills the cache for others: let it finish
         if self.pending is not None:
             self.pending.cancel()
 
@@ -301,6 +392,8 @@ class ProxiedRequest:
         self.pending = None
         if failure.check(CancelledError) or self.gone:
             self._account(attempt, failed=False)
+            if self.cache is not None:
+                self.cache.failed()
             return
         error = failure.value
         if not isinstance(error, UpstreamError):
@@ -378,21 +471,45 @@ class ProxiedRequest:
                 public_scheme=self.handler.scheme,
                 public_host=self.host,
             )
+        if not switching:
+            if self.cache is not None:
+                self.cache.responded(response)
+            else:
+                self.deliver(head, response.framing, response.body)
+            return
         head.headers.pairs.extend(self.context.response_headers.pairs)
 
         def send() -> None:
-            if switching:
-                self._open_tunnel(head, attempt)
-            else:
-                self.exchange.send_response(head, response.framing, response.body)
+            self._open_tunnel(head, attempt)
 
         def broken() -> None:
-            if switching:
-                self._account(attempt, failed=False)
-                if attempt.connection is not None:
-                    attempt.connection.close()
-            elif response.body is not None:
-                response.body.stopProducing()
+            self._account(attempt, failed=False)
+            if attempt.connection is not None:
+                attempt.connection.close()
+            self.exchange.send_local(filter_failed())
+
+        run_response_filters(route.filters, self.ran, self.context, head, send, broken)
+
+    def deliver(
+        self, head: ResponseHead, framing: BodyFraming, body: BodySource | None
+    ) -> None:
+        """Answer the client with ``head`` and ``body`` through the response filters."""
+        route = self.route
+        assert route is not None
+        head.headers.pairs.extend(self.context.response_headers.pairs)
+
+        def send() -> None:
+            exchange = self.exchange
+            if body is None or isinstance(body, BodyStream):
+                exchange.send_response(head, framing, body)
+                return
+            exchange.send_head(head, framing, body)
+            if not exchange.closed:
+                body.start(exchange)
+
+        def broken() -> None:
+            if body is not None:
+                body.stopProducing()
             self.exchange.send_local(filter_failed())
 
         run_response_filters(route.filters, self.ran, self.context, head, send, broken)
@@ -421,6 +538,8 @@ class ProxiedRequest:
 
     def fail(self, error: UpstreamError | None) -> None:
         """Answer with the status the error calls for (502 by default)."""
+        if self.cache is not None and self.cache.failed():
+            return
         status = error.status if error is not None else 502
         if error is not None and isinstance(error, NoServerAvailable):
             log.warn(

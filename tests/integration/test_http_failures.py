@@ -89,12 +89,20 @@ def test_closed_upstream_port_is_502(proxy: Callable[..., int]) -> None:
 def test_a_server_failed_by_passive_health_leaves_503(
     proxy: Callable[..., int],
 ) -> None:
-    """After a connect failure takes the only server out, the next request is 503."""
-    port = proxy(f"127.0.0.1:{free_port()}", max_fails="1", fail_timeout="60s")
+    """After connect failures take every server out, the next request is 503 at once."""
+    servers = f"127.0.0.1:{free_port()}, 127.0.0.1:{free_port()}"
+    port = proxy(servers, max_fails="1", fail_timeout="60s")
     assert_short_error(get(port, b"/echo"), 502)
     response, took = timed_get(port)
     assert_short_error(response, 503)
     assert took < 1
+
+
+def test_the_only_server_is_never_taken_out(proxy: Callable[..., int]) -> None:
+    """As nginx: a pool of one server keeps trying it (502, never 503)."""
+    port = proxy(f"127.0.0.1:{free_port()}", max_fails="1", fail_timeout="60s")
+    for _ in range(3):
+        assert_short_error(get(port, b"/echo"), 502)
 
 
 def test_one_dead_server_of_two_is_retried_on_the_other(
