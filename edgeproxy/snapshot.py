@@ -60,6 +60,7 @@ class UpstreamTarget:
     pool: UpstreamPool
     connections: UpstreamConnectionSettings
     retries: int
+    retry_on: frozenset[int] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -305,6 +306,7 @@ def _route(
             pools[name],
             connection_settings(upstreams[name]),
             upstreams[name].retries,
+            upstreams[name].retry_on,
         )
         for name, _ in config.upstream
     )

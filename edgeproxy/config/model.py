@@ -160,6 +160,16 @@ def _split_override(text: str) -> str | None:
     return key
 
 
+def _statuses(text: str) -> frozenset[int]:
+    statuses = set()
+    for item in parse_list(text):
+        status = parse_int(item)
+        if not 400 <= status <= 599:
+            raise ValueError(f"{status} is not a 4xx or 5xx status")
+        statuses.add(status)
+    return frozenset(statuses)
+
+
 def _proxy_version(text: str) -> str | None:
     version = text.strip().lower()
     if version in ("", "no", "off"):
@@ -627,6 +637,13 @@ class UpstreamConfig:
         "idempotent requests without a body already sent) when it resets "
         "before any response byte.",
         default=1,
+    )
+    retry_on: frozenset[int] = setting(
+        _statuses,
+        "HTTP: response statuses that send an idempotent request to another "
+        "server (while ``retries`` last), e.g. ``502, 503, 504``; the last "
+        "server's answer is relayed as it is.  None by default.",
+        default=frozenset(),
     )
     keepalive: int = setting(
         lambda text: parse_int(text, minimum=0),

@@ -445,12 +445,48 @@ class ProxiedRequest:
             log.failure("retrying a request failed")
             self.exchange.send_local(LocalResponse.text(500, "Internal Server Error"))
 
+    def _retry_status(self, response: UpstreamResponse, attempt: _Attempt) -> bool:
+        """
+        Try another server when the answer's status is one of ``retry_on``.
+
+        Only for idempotent requests whose body can be sent again, while
+        retries are left; the answer is dropped unread (its connection with it).
+        """
+        target = self.target
+        body = self.exchange.body
+        if (
+            target is None
+            or response.head.status not in target.retry_on
+            or self.retries_left <= 0
+            or self.exchange.request.method not in IDEMPOTENT
+            or not (body is None or not body.started)
+        ):
+            return False
+        # Account first: dropping the connection releases it, which would
+        # account the attempt as a success.
+        self._account(attempt, failed=True)
+        if response.body is not None:
+            response.body.stopProducing()
+        if attempt.connection is not None:
+            attempt.connection.close()
+        log.warn(
+            "{route}: {server} answered {status}: trying another server",
+            route=self.context.route,
+            server=attempt.server.key,
+            status=response.head.status,
+        )
+        self.retries_left -= 1
+        self._retry()
+        return True
+
     def _responded(self, response: UpstreamResponse, attempt: _Attempt) -> None:
         self.pending = None
         attempt.head_at = self.handler.reactor.seconds()
         route = self.route
         assert route is not None
         head = response.head
+        if self._retry_status(response, attempt):
+            return
         switching = head.status == 101 and self.websocket
         if switching:
             # The tunnel, not the HTTP exchange, decides when the server is

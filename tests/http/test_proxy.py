@@ -716,6 +716,46 @@ def test_reset_after_sending_is_retried_only_when_idempotent(
     assert proxy.server(A).failures == 1
 
 
+UNAVAILABLE = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 4\r\n\r\nbusy"
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "retried"),
+    [
+        (SITE_GET, True),
+        (b"POST /page HTTP/1.1\r\nHost: www.example.com\r\n\r\n", False),
+    ],
+)
+def test_retry_on_status_tries_another_server(
+    request_bytes: bytes, retried: bool
+) -> None:
+    """A retry_on status sends an idempotent request on; otherwise it is relayed."""
+    proxy = ProxyHarness(make_config(upstream="retry_on = 502, 503"))
+    client = proxy.client()
+    client.send(request_bytes)
+    proxy.upstreams.accept().respond(UNAVAILABLE)
+    if retried:
+        assert len(proxy.upstreams.connects()) == 2
+        proxy.upstreams.accept(1).respond(OK)
+        assert status_of(client.take()) == 200
+        assert proxy.server(A).failures == 1
+    else:
+        assert len(proxy.upstreams.connects()) == 1
+        assert status_of(client.take()) == 503
+
+
+def test_retry_on_status_relays_the_last_answer() -> None:
+    """When no retry is left, the last server's retry_on answer reaches the client."""
+    proxy = ProxyHarness(make_config(upstream="retry_on = 503"))
+    client = proxy.client()
+    client.send(SITE_GET)
+    proxy.upstreams.accept().respond(UNAVAILABLE)
+    proxy.upstreams.accept(1).respond(UNAVAILABLE)
+    response = client.take()
+    assert status_of(response) == 503
+    assert body_of(response) == b"busy"
+
+
 def test_stale_keep_alive_connection_is_retried_on_a_fresh_one() -> None:
     """A reused connection closed before answering: retried anew, not a failure."""
     proxy = ProxyHarness(make_config(servers=A))
