@@ -1,1 +1,1 @@
-"""edgeproxy's benchmarks: edgeproxy beside the direct origin, nginx and HAProxy."""
+"""edgeproxy's benchmarks: beside the direct origin, nginx, HAProxy and Varnish."""

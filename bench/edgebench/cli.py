@@ -1,10 +1,11 @@
 """
-edgeproxy's benchmark: what edgeproxy costs beside the direct origin, nginx
-and HAProxy, measured on this machine in one session.
+edgeproxy's benchmark: what edgeproxy costs beside the direct origin, nginx,
+HAProxy and Varnish, measured on this machine in one session.
 
     bench/run                      # every scenario, 3 runs x 5 s each
     bench/run --quick              # 1 run x 2 s each: a smoke run
     bench/run --scenarios http-128-c50,tcp-stream --targets edgeproxy
+    bench/run --quick --scenarios cache-128-c50
     bench/run --from-json /tmp/edgeproxy-bench/<stamp>/results.json
 
 The proxy under test runs on one core (--proxy-cpu), the load generator and
@@ -92,7 +93,8 @@ def parser() -> argparse.ArgumentParser:
         "--targets",
         type=lambda text: _names(text, PROXIES, "target"),
         default=PROXIES,
-        help="proxies, comma-separated (direct always runs): " + ", ".join(PROXIES),
+        help="proxies, comma-separated (direct always runs; each runs in the "
+        "scenarios that list it): " + ", ".join(PROXIES),
     )
     ap.add_argument("--out", type=Path, default=Path("/tmp/edgeproxy-bench"))
     ap.add_argument(
@@ -168,6 +170,8 @@ def versions(python: str) -> dict[str, str]:
     commands = {
         "nginx": ["nginx", "-v"],
         "haproxy": ["haproxy", "-v"],
+        "varnishd": ["varnishd", "-V"],
+        "redis-server": ["redis-server", "--version"],
         "wrk": ["wrk", "-v"],
         "iperf3": ["iperf3", "-v"],
         "edgeproxy python": [python, "-c", VERSION_SCRIPT],
@@ -248,10 +252,11 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signum, _stop_on_signal)
     started = datetime.datetime.now()
     try:
-        runs, resources = run_session(plan, cpus, stack, processes)
+        outcome = run_session(plan, cpus, stack, processes)
     finally:
         processes.stop_all()
         stack.remove_shared_dir()
+    runs, resources = outcome.runs, outcome.resources
     rows = summarize(runs)
     meta = {
         "date": started.isoformat(timespec="seconds"),
@@ -265,11 +270,19 @@ def main(argv: list[str] | None = None) -> int:
         "machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} cpus",
         "kernel": platform.release(),
         "versions": versions(args.python),
+        "notes": outcome.notes,
     }
     goals = []
     for goal in GOALS:
         measured, verdict = evaluate(goal, rows, resources)
-        goals.append({"goal": goal.label, "edgeproxy": measured, "result": verdict})
+        goals.append(
+            {
+                "goal": goal.label,
+                "target": goal.target,
+                "edgeproxy": measured,
+                "result": verdict,
+            }
+        )
     document = {
         "meta": meta,
         "rows": rows,

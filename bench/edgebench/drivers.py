@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,9 +50,11 @@ def run_wrk(
     connections: int,
     seconds: int,
     close: bool = False,
+    headers: Sequence[str] = (),
 ) -> Result:
     """``wrk -t1`` for ``seconds``; ``close`` sends ``Connection: close`` (one
-    request per connection, so requests/s is new connections/s)."""
+    request per connection, so requests/s is new connections/s); ``headers``
+    are more ``Name: value`` fields for every request."""
     argv = [
         "wrk",
         "-t1",
@@ -64,6 +67,8 @@ def run_wrk(
     ]
     if close:
         argv += ["-H", "Connection: close"]
+    for header in headers:
+        argv += ["-H", header]
     argv.append(f"http://{HOST}:{port}{path}")
     done = subprocess.run(
         pinned(cpu, argv),

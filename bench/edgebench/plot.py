@@ -1,6 +1,7 @@
 """
 The ratios as a PNG: each target's median as a fraction of the direct origin,
-per scenario, and edgeproxy against the reference peer with the goal marked.
+per scenario, and each goal's edgeproxy target against the scenario's
+reference peer with the goal marked.
 Needs matplotlib; without it the benchmark says so and writes no picture.
 """
 
@@ -12,7 +13,14 @@ from pathlib import Path
 from edgebench.report import Row
 from edgebench.scenarios import GOALS, SCENARIOS
 
-COLOURS = {"nginx": "#4c72b0", "haproxy": "#55a868", "edgeproxy": "#c44e52"}
+COLOURS = {
+    "nginx": "#4c72b0",
+    "haproxy": "#55a868",
+    "varnish": "#8172b2",
+    "edgeproxy": "#c44e52",
+    "edgeproxy-jwt": "#dd8452",
+    "edgeproxy-jwt-redis": "#937860",
+}
 
 
 def write_plot(rows: Sequence[Row], path: Path, title: str) -> bool:
@@ -26,10 +34,12 @@ def write_plot(rows: Sequence[Row], path: Path, title: str) -> bool:
         return False
     keys = [s.key for s in SCENARIOS if any(r["scenario"] == s.key for r in rows)]
     figure, (left, right) = plt.subplots(1, 2, figsize=(13, 5))
-    width = 0.8 / len(COLOURS)
-    for index, target in enumerate(COLOURS):
+    shown = [t for t in COLOURS if any(r["target"] == t for r in rows)]
+    width = 0.8 / max(len(shown), 1)
+    for index, target in enumerate(shown):
         heights = [_field(rows, key, target, "x_direct") for key in keys]
-        positions = [k + (index - 1) * width for k in range(len(keys))]
+        middle = index - (len(shown) - 1) / 2
+        positions = [k + middle * width for k in range(len(keys))]
         left.bar(positions, heights, width, label=target, color=COLOURS[target])
     left.axhline(1.0, color="grey", linewidth=0.8)
     left.set_xticks(range(len(keys)), keys, rotation=30, ha="right")
@@ -38,15 +48,16 @@ def write_plot(rows: Sequence[Row], path: Path, title: str) -> bool:
     left.legend()
 
     goals = [g for g in GOALS if g.kind == "ratio" and g.scenario in keys]
-    measured = [_field(rows, g.scenario, "edgeproxy", "x_ref") for g in goals]
-    right.bar(range(len(goals)), measured, 0.6, color=COLOURS["edgeproxy"])
+    measured = [_field(rows, g.scenario, g.target, "x_ref") for g in goals]
+    colours = [COLOURS.get(g.target, COLOURS["edgeproxy"]) for g in goals]
+    right.bar(range(len(goals)), measured, 0.6, color=colours)
     for index, goal in enumerate(goals):
         right.hlines(goal.threshold, index - 0.4, index + 0.4, color="black")
     right.set_xticks(
         range(len(goals)), [g.label for g in goals], rotation=30, ha="right"
     )
     right.set_ylabel("edgeproxy / reference peer (bar); goal (line)")
-    right.set_title("edgeproxy against nginx (HTTP) and HAProxy (TCP)")
+    right.set_title("edgeproxy against its reference peer (goals)")
     figure.suptitle(title)
     figure.tight_layout()
     figure.savefig(path, dpi=110)

@@ -54,7 +54,9 @@ def summarize(runs: Sequence[Row]) -> list[Row]:
         rows.append(row)
     for row in rows:
         row["x_direct"] = _ratio(rows, row, "direct")
-        row["x_ref"] = _ratio(rows, row, BY_KEY[row["scenario"]].reference)
+        references = BY_KEY[row["scenario"]].references
+        row["x_refs"] = {name: _ratio(rows, row, name) for name in references}
+        row["x_ref"] = row["x_refs"][references[0]]
     return rows
 
 
@@ -71,21 +73,21 @@ def _ratio(rows: Sequence[Row], row: Row, other: str) -> float | None:
 def evaluate(
     goal: Goal, rows: Sequence[Row], resources: Sequence[Row]
 ) -> tuple[float | None, str]:
-    """edgeproxy's figure for ``goal`` and PASS, MISS or n/a."""
+    """The figure of ``goal``'s target and PASS, MISS or n/a."""
     measured: float | None = None
     if goal.kind == "ratio":
         row = next(
             (
                 r
                 for r in rows
-                if r["scenario"] == goal.scenario and r["target"] == "edgeproxy"
+                if r["scenario"] == goal.scenario and r["target"] == goal.target
             ),
             None,
         )
         measured = None if row is None else row["x_ref"]
         passed = measured is not None and measured >= goal.threshold
     else:
-        found = next((r for r in resources if r["target"] == "edgeproxy"), None)
+        found = next((r for r in resources if r["target"] == goal.target), None)
         measured = None if found is None else found["idle_mb"]
         passed = measured is not None and measured < goal.threshold
         if found is not None and found["idle_open"] < IDLE_CONNECTIONS:
@@ -138,7 +140,7 @@ def load_table(rows: Sequence[Row]) -> Table:
                 f"{number(row['median'])} {scenario.unit}",
                 span,
                 number(row["x_direct"]),
-                f"{number(row['x_ref'])} {scenario.reference}",
+                _references(row),
                 number(row["p50_ms"], 3),
                 number(row["p99_ms"], 3),
                 number(row["mbytes_per_s"], 1),
@@ -154,6 +156,12 @@ def load_table(rows: Sequence[Row]) -> Table:
         "p99 ms", "MB/s", "CPU %", "CPU us/op", "load core %", "other %", "errors",
     ]  # fmt: skip
     return header, lines
+
+
+def _references(row: Row) -> str:
+    # Rows saved before there were several references have x_ref only.
+    ratios = row.get("x_refs") or {BY_KEY[row["scenario"]].reference: row["x_ref"]}
+    return "; ".join(f"{number(ratio)} {name}" for name, ratio in ratios.items())
 
 
 def memory_table(resources: Sequence[Row]) -> Table:
@@ -208,6 +216,8 @@ def markdown(
     warning = disturbance(rows)
     if warning:
         text += ["", f"**{warning}**"]
+    for note in meta.get("notes", ()):
+        text += ["", f"Note: {note}."]
     text += ["", "## Goals", "", *_markdown_table(goal_table(rows, resources))]
     text += ["", "## Load", "", *_markdown_table(load_table(rows))]
     if resources:
@@ -256,6 +266,7 @@ def restructured_text(
     warning = disturbance(rows)
     if warning:
         notes.append(warning)
+    notes += [f"{note}." for note in meta.get("notes", ())]
     if notes:
         text += [".. warning::", "", *(f"   {note}" for note in notes), ""]
     text += _rst_table(goal_table(rows, resources), "Goals")
@@ -266,7 +277,12 @@ def restructured_text(
 
 
 LEGEND = """\
-Columns: CPU % = the target's process tree in % of one core (none for direct:
+Rows: in cache-*, nginx (proxy_cache), varnish and edgeproxy answer from their
+cache, hits only (a run during which the origin served a request is refused);
+in gateway-128-c50 every request carries a JWT, edgeproxy is the plain route
+and edgeproxy-jwt(-redis) the same route behind jwt + rate_limit (counters in
+memory or in Redis).  Columns: x ref = the ratio to each reference peer of the
+scenario; CPU % = the target's process tree in % of one core (none for direct:
 the origins are not counted); CPU us/op = that CPU time per request (per
 connection in tcp-connrate, per message in websocket); load core % = how busy
 the core of the load generator and the origins was (near 100: the load side,

@@ -6,17 +6,18 @@ with the targets alternating run by run, measure memory, stop everything.
 from __future__ import annotations
 
 import subprocess
-import urllib.request
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from edgebench.drivers import Result, run_iperf, run_websocket, run_wrk
+from edgebench.hits import misses_between, origin_requests, warm_cache
 from edgebench.machine import CpuPlan
 from edgebench.meter import Meter, wait_until_quiet
-from edgebench.processes import HOST, ProcessGroup, log
+from edgebench.preflight import preflight
+from edgebench.processes import ProcessGroup, log
 from edgebench.resources import measure_resources
-from edgebench.scenarios import BY_KEY, RESOURCES, Scenario
+from edgebench.scenarios import BY_KEY, MEMORY_PROXIES, RESOURCES, Scenario
 from edgebench.stack import Stack, Target
 
 WEBSOCKET_MESSAGE = 128
@@ -40,12 +41,28 @@ class Plan:
     upload_bytes: int
 
 
-def drive(scenario: Scenario, target: Target, cpu: int, seconds: int) -> Result:
+@dataclass
+class Outcome:
+    """What a session measured, and what it could not run and why."""
+
+    runs: list[dict[str, Any]] = field(default_factory=list)
+    resources: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def drive(
+    scenario: Scenario,
+    target: Target,
+    cpu: int,
+    seconds: int,
+    headers: Sequence[str] = (),
+) -> Result:
     """One load run of ``scenario`` against ``target`` from core ``cpu``."""
     if scenario.kind == "http":
         return run_wrk(
-            cpu, target.http_port, scenario.path, scenario.connections, seconds
-        )
+            cpu, target.http_port, scenario.path, scenario.connections, seconds,
+            headers=headers,
+        )  # fmt: skip
     if scenario.kind == "connrate":
         assert target.tcp_http_port is not None
         return run_wrk(
@@ -62,11 +79,15 @@ def drive(scenario: Scenario, target: Target, cpu: int, seconds: int) -> Result:
 
 
 def measure(
-    scenario: Scenario, target: Target, plan: CpuPlan, seconds: int
+    scenario: Scenario,
+    target: Target,
+    plan: CpuPlan,
+    seconds: int,
+    headers: Sequence[str] = (),
 ) -> dict[str, Any]:
     """One run, with the target's CPU time and the cores' load around it."""
     meter = Meter(plan, target.pids)
-    result = drive(scenario, target, plan.load, seconds)
+    result = drive(scenario, target, plan.load, seconds, headers)
     reading = meter.reading()
     per_op = None
     if target.pids and result.requests:
@@ -88,59 +109,46 @@ def measure(
     }
 
 
-def preflight(targets: Sequence[Target], bodies: dict[str, bytes]) -> list[Target]:
-    """The targets that serve every body exactly (the others are left out, loudly)."""
-    working = []
-    for target in targets:
-        checks = [(target.http_port, path) for path in bodies]
-        if target.tcp_http_port is not None:
-            checks.append((target.tcp_http_port, "/small"))
-        try:
-            for port, path in checks:
-                url = f"http://{HOST}:{port}{path}"
-                with urllib.request.urlopen(url, timeout=10) as answer:
-                    body = answer.read()
-                if answer.status != 200 or body != bodies[path]:
-                    raise RuntimeError(
-                        f"{url}: status {answer.status}, {len(body)} bytes, "
-                        "not the origin's body"
-                    )
-        except (OSError, RuntimeError) as error:
-            log(f"preflight: {target.name} left out: {error}")
-            continue
-        working.append(target)
-    return working
-
-
 def run_session(
     plan: Plan, cpus: CpuPlan, stack: Stack, processes: ProcessGroup
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Run ``plan``; return the load runs and the memory results."""
+) -> Outcome:
+    """Run ``plan``: the load runs, the memory results, notes on what was skipped."""
     loads = [BY_KEY[key] for key in plan.scenarios if key in BY_KEY]
     origins = stack.start_origins(websocket=any(s.kind == "websocket" for s in loads))
-    runs: list[dict[str, Any]] = []
+    outcome = Outcome()
     if loads:
         targets = [origins.direct()]
+        # Only the proxies some chosen scenario runs against are started.
         for name in plan.proxies:
+            if not any(name in scenario.targets for scenario in loads):
+                continue
+            missing = stack.missing(name)
+            if missing is not None:
+                outcome.notes.append(f"{name} skipped: {missing}")
+                log(outcome.notes[-1])
+                continue
             try:
                 targets.append(stack.start_target(name))
             except RuntimeError as error:
                 log(f"{name} left out: it did not start: {error}")
-        targets = preflight(targets, stack.bodies)
+        targets = preflight(targets, loads, stack.bodies, stack.credentials)
         for rep in range(plan.reps):
             for scenario in loads:
                 taking_part = [t for t in targets if t.name in scenario.targets]
                 # Rotate the order each repetition: no target always goes first.
                 shift = rep % max(len(taking_part), 1)
                 for target in taking_part[shift:] + taking_part[:shift]:
-                    runs.append(_one_run(plan, cpus, scenario, target, rep))
-    resources = []
+                    outcome.runs.append(
+                        _one_run(plan, cpus, stack, scenario, target, rep)
+                    )
     if RESOURCES in plan.scenarios:
         for name in plan.proxies:
+            if name not in MEMORY_PROXIES:
+                continue
             found = _memory(plan, cpus, stack, processes, name)
             if found is not None:
-                resources.append(found)
-    return runs, resources
+                outcome.resources.append(found)
+    return outcome
 
 
 def _memory(
@@ -171,23 +179,45 @@ def _memory(
 
 
 def _one_run(
-    plan: Plan, cpus: CpuPlan, scenario: Scenario, target: Target, rep: int
+    plan: Plan,
+    cpus: CpuPlan,
+    stack: Stack,
+    scenario: Scenario,
+    target: Target,
+    rep: int,
 ) -> dict[str, Any]:
     record: dict[str, Any] = {"rep": rep, "scenario": scenario.key}
     record["target"] = target.name
+    headers = []
+    if scenario.bearer_token and stack.credentials is not None:
+        headers.append(stack.credentials.header)
+    # In a cache scenario every answer of a cache must be a hit: the origin
+    # may serve no request while a cache is measured.
+    mark = target.hit_mark if scenario.cached else None
     if plan.quiet_wait > 0:
         other = wait_until_quiet(cpus, plan.quiet_pct, plan.quiet_wait)
         record["other_pct_before"] = other
     try:
+        if mark is not None:
+            record["hit"] = warm_cache(target.http_port, scenario.path, mark)
         if rep == 0 and plan.warmup > 0 and scenario.kind != "stream":
-            drive(scenario, target, cpus.load, plan.warmup)
-        record.update(measure(scenario, target, cpus, plan.seconds))
+            drive(scenario, target, cpus.load, plan.warmup, headers)
+        before = origin_requests(stack.origin_port) if mark is not None else 0
+        record.update(measure(scenario, target, cpus, plan.seconds, headers))
+        if mark is not None:
+            misses = misses_between(before, origin_requests(stack.origin_port))
+            record["origin_requests"] = misses
+            if misses:
+                raise RuntimeError(
+                    f"the origin served {misses} requests during the run: "
+                    "not every answer was a cache hit"
+                )
     except RUN_FAILURES as error:
         record.update({"value": None, "failure": str(error)})
         log(f"rep {rep} {scenario.key} {target.name}: FAILED {error}")
         return record
     log(
-        f"rep {rep} {scenario.key:13} {target.name:10} {record['value']:12.1f} "
+        f"rep {rep} {scenario.key:15} {target.name:19} {record['value']:10.1f} "
         f"{scenario.unit:7} CPU {record['proxy_pct'] or 0:5.0f}%  "
         f"other {record['other_pct']:4.0f}%  errors {record['errors']}"
     )

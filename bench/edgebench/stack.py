@@ -1,7 +1,8 @@
 """
 Everything a benchmark runs against: the origins on the load core and the
-targets (the direct origin, nginx, HAProxy, edgeproxy) on the proxy core, with
-their configurations filled in from the templates in ``bench/configs``.
+targets (the direct origin, nginx, HAProxy, Varnish, edgeproxy plain and as a
+gateway) on the proxy core, with their configurations filled in from the
+templates in ``bench/configs``.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from edgebench.gateway import Credentials, make_credentials, redis_argv
+from edgebench.hits import HitMark
 from edgebench.machine import CpuPlan
 from edgebench.processes import ProcessGroup, Started, bench_environment, free_ports
 
@@ -20,6 +23,16 @@ CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 REPOSITORY = Path(__file__).resolve().parents[2]
 SMALL_BODY = ("edgeproxy benchmark, 128 byte body. " * 4)[:127] + "\n"
 FILE_SIZES = {"/64k": 64 * 1024, "/1m": 1024 * 1024}
+CACHED_COPIES = {"/cached/small": "/small", "/cached/64k": "/64k"}
+"""Paths the origin lets caches keep, and the path with the same body."""
+HIT_MARKS = {
+    "nginx": HitMark("X-Cache-Status", "HIT"),
+    "varnish": HitMark("X-Cache", "hit"),
+    "edgeproxy": HitMark("Cache-Status", "edgeproxy; hit"),
+}
+"""How each cache says that it answered a hit (see bench/configs)."""
+GATEWAY_STORES = {"edgeproxy-jwt": "memory", "edgeproxy-jwt-redis": "redis"}
+"""The gateway targets and where their rate limiter counts."""
 
 
 def which(name: str) -> str | None:
@@ -46,6 +59,12 @@ class Target:
     """None: no TCP listener (nginx here)."""
     tcp_http_port: int | None
     pids: list[int] = field(default_factory=list)
+    hit_mark: HitMark | None = None
+    """How its cache marks a hit; None: it has no cache."""
+    token_required: bool = False
+    """It refuses requests without the bench's JWT."""
+    redis_port: int | None = None
+    """The redis-server its rate limiter counts in."""
 
 
 @dataclass
@@ -88,6 +107,8 @@ def prepare_shared_dir(shared_dir: Path) -> dict[str, bytes]:
     for path, size in FILE_SIZES.items():
         (shared_dir / "www" / path.lstrip("/")).write_bytes(noise[:size])
         bodies[path] = noise[:size]
+    for path, same in CACHED_COPIES.items():
+        bodies[path] = bodies[same]
     return bodies
 
 
@@ -113,11 +134,29 @@ class Stack:
         self.start_timeout = start_timeout
         self.origins: Origins | None = None
         self.bodies: dict[str, bytes] = {}
+        self.credentials: Credentials | None = make_credentials()
+        """The gateway's secret and token; None without PyJWT."""
         # nginx's workers run as another user when started by root: the files
         # they read and their temporary directories go where that user may
         # go, whatever the permissions of the results directory.
         self.shared_dir = Path(tempfile.mkdtemp(prefix="edgebench-"))
         self.shared_dir.chmod(0o755)
+
+    @property
+    def origin_port(self) -> int:
+        """The first port of the origin (where its request count is read)."""
+        assert self.origins is not None
+        return self.origins.ports["ORIGIN_PORT"]
+
+    def missing(self, name: str) -> str | None:
+        """Why target ``name`` cannot run on this machine, or None when it can."""
+        needs = {"varnish": "varnishd", "edgeproxy-jwt-redis": "redis-server"}
+        program = needs.get(name)
+        if program is not None and which(program) is None:
+            return f"{program} is not installed (bench/setup installs it)"
+        if name in GATEWAY_STORES and self.credentials is None:
+            return "PyJWT is not installed: no token to send"
+        return None
 
     def remove_shared_dir(self) -> None:
         """Delete the origin's files (once nothing runs)."""
@@ -188,7 +227,11 @@ class Stack:
         return self.origins
 
     def start_target(self, name: str, instance: str = "main") -> Target:
-        """Start proxy ``name`` (nginx, haproxy, edgeproxy) on the proxy core."""
+        """Start proxy ``name`` (one of ``scenarios.PROXIES``) on the proxy core."""
+        if name == "varnish":
+            return self._start_varnish(instance)
+        if name in GATEWAY_STORES:
+            return self._start_gateway(name, instance)
         keys = ["HTTP_PORT", "UPLOAD_PORT", "TCP_STREAM_PORT", "TCP_HTTP_PORT"]
         ports = dict(zip(keys, free_ports(len(keys)), strict=True))
         values = self._values(ports)
@@ -211,12 +254,10 @@ class Stack:
             )
         elif name == "edgeproxy":
             config = fill("edgeproxy.ini", values, self.run_dir, f"{label}.ini")
-            argv = twistd_argv(self.edge_python)
-            argv += ["-n", "--pidfile=", f"--logfile={self.run_dir / label}.twistd.log"]
-            argv += ["edgeproxy", "-c", str(config)]
             started = self._start(
-                label, argv, list(ports.values()), cpu, env=edge_environment()
-            )
+                label, self._edgeproxy_argv(config, label), list(ports.values()),
+                cpu, env=edge_environment(),
+            )  # fmt: skip
         else:
             raise ValueError(f"unknown target {name!r}")
         tcp = name != "nginx"
@@ -228,6 +269,68 @@ class Stack:
             tcp_stream_port=ports["TCP_STREAM_PORT"] if tcp else None,
             tcp_http_port=ports["TCP_HTTP_PORT"] if tcp else None,
             pids=[started.pid],
+            hit_mark=HIT_MARKS.get(name),
+        )
+
+    def _edgeproxy_argv(self, config: Path, label: str) -> list[str]:
+        """edgeproxy from this checkout in the foreground, logging to the run's logs."""
+        argv = twistd_argv(self.edge_python)
+        argv += ["-n", "--pidfile=", f"--logfile={self.run_dir / label}.twistd.log"]
+        return [*argv, "edgeproxy", "-c", str(config)]
+
+    def _start_varnish(self, instance: str) -> Target:
+        """Varnish with the VCL of bench/configs, one thread pool, 64 MB of malloc."""
+        (port,) = free_ports(1)
+        label = f"varnish-{instance}"
+        # varnishd's compiler and child run as an unprivileged user: the VCL
+        # and the working directory go where that user may read and write.
+        vcl = fill("varnish.vcl", self._values({}), self.shared_dir, f"{label}.vcl")
+        shutil.copyfile(vcl, self.run_dir / vcl.name)
+        argv = [_need("varnishd"), "-F", "-n", str(self.shared_dir / label)]
+        argv += ["-a", f"127.0.0.1:{port}", "-f", str(vcl), "-T", "none"]
+        argv += ["-s", "malloc,64m", "-p", "thread_pools=1"]
+        started = self._start(label, argv, [port], self.plan.proxy)
+        return Target(
+            "varnish",
+            http_port=port,
+            upload_port=port,
+            websocket_port=port,
+            tcp_stream_port=None,
+            tcp_http_port=None,
+            pids=[started.pid],
+            hit_mark=HIT_MARKS["varnish"],
+        )
+
+    def _start_gateway(self, name: str, instance: str) -> Target:
+        """edgeproxy behind jwt + rate_limit; for Redis, its redis-server first."""
+        if self.credentials is None:
+            raise RuntimeError("PyJWT is not installed: no token to send")
+        (port,) = free_ports(1)
+        label = f"{name}-{instance}"
+        store, redis_port = "memory", None
+        if GATEWAY_STORES[name] == "redis":
+            (redis_port,) = free_ports(1)
+            argv = redis_argv(_need("redis-server"), redis_port, self.shared_dir)
+            # Beside the origins: a service the proxy uses, not the proxy.
+            self._start(f"redis-{instance}", argv, [redis_port], self.plan.load)
+            store = f"redis://127.0.0.1:{redis_port}/0"
+        values = self._values({"HTTP_PORT": port})
+        values.update(JWT_SECRET=self.credentials.secret, RATE_STORE=store)
+        config = fill("edgeproxy-gateway.ini", values, self.run_dir, f"{label}.ini")
+        started = self._start(
+            label, self._edgeproxy_argv(config, label), [port], self.plan.proxy,
+            env=edge_environment(),
+        )  # fmt: skip
+        return Target(
+            name,
+            http_port=port,
+            upload_port=port,
+            websocket_port=port,
+            tcp_stream_port=None,
+            tcp_http_port=None,
+            pids=[started.pid],
+            token_required=True,
+            redis_port=redis_port,
         )
 
 
