@@ -16,10 +16,18 @@ when ``Connection`` names a field other than the usual hop-by-hop ones.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from edgeproxy.core.addresses import AddressSet, parse_address
-from edgeproxy.core.message import HeaderPair, Headers, RequestHead, ResponseHead
+from edgeproxy.core.message import (
+    HeaderPair,
+    Headers,
+    RequestHead,
+    ResponseHead,
+    headers_of,
+)
 
 _CONNECTION = b"connection"
 _UPGRADE = b"upgrade"
@@ -54,6 +62,7 @@ _PLAIN_OPTIONS = _REQUEST_HOP_BY_HOP | {b"close"}
 # Fields that a Connection option may not remove: dropping them would change the
 # framing or the target of what we send (a request smuggling lever).
 _PROTECTED = frozenset({b"host", b"content-length"})
+_NONE: frozenset[bytes] = frozenset()
 
 # RFC 9110 tchar: a Forwarded value made only of these needs no quotes.
 _TCHARS = (
@@ -163,8 +172,8 @@ def real_client_address(
     the client.  Otherwise (untrusted peer, no header) the peer is the client.
     IPv4-mapped IPv6 addresses come back as IPv4.
     """
-    peer_host = _unmapped(peer_host)
-    if not trusted_proxies.contains(peer_host):
+    peer_host = _peer_view(peer_host)[0]
+    if not trusted_proxies.entries or not trusted_proxies.contains(peer_host):
         return peer_host
     return _client_from_forwarded_for(
         headers.get_all(_X_FORWARDED_FOR), peer_host, trusted_proxies
@@ -212,6 +221,8 @@ class ForwardingPolicy:
     via_pseudonym: str = "edgeproxy"
     _by_param: bytes = field(init=False, repr=False, compare=False)
     _via_suffix: bytes = field(init=False, repr=False, compare=False)
+    _via_11: bytes = field(init=False, repr=False, compare=False)
+    _any_trusted: bool = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         pseudonym = self.via_pseudonym.encode("latin-1", "replace")
@@ -220,7 +231,9 @@ class ForwardingPolicy:
                 f"via_pseudonym {self.via_pseudonym!r} must be a single token"
             )
         object.__setattr__(self, "_via_suffix", b" " + pseudonym)
+        object.__setattr__(self, "_via_11", b"1.1 " + pseudonym)
         object.__setattr__(self, "_by_param", _by_param(self.forwarded_by))
+        object.__setattr__(self, "_any_trusted", bool(self.trusted_proxies.entries))
 
 
 def _by_param(by: str) -> bytes:
@@ -259,6 +272,11 @@ def _add_options(value: bytes, options: set[bytes]) -> None:
             options.add(token)
 
 
+def _folded(values: list[bytes], ours: bytes) -> bytes:
+    """A list-valued field: the received values, then ours, as one value."""
+    return b", ".join([*values, ours])
+
+
 class _SortedFields:
     """What one pass over a message's fields set aside from the copied ones."""
 
@@ -278,10 +296,9 @@ def _sort_fields(
     kept: list[HeaderPair],
     special: frozenset[bytes],
     dropped: frozenset[bytes],
-    *,
     policy: ForwardingPolicy,
     trusted: bool,
-) -> _SortedFields:
+) -> _SortedFields | None:
     """
     Copy the ordinary fields of ``pairs`` to ``kept``; sort out the others.
 
@@ -289,8 +306,9 @@ def _sort_fields(
     forwarding fields are skipped unless ``trusted``, in which case the ones
     the policy rewrites are collected and the others kept in place (a
     trusted ``X-Forwarded-For`` is always collected, to find the client).
+    Returns ``None`` when nothing was set aside (most messages).
     """
-    sorted_fields = _SortedFields()
+    found: _SortedFields | None = None
     for pair in pairs:
         lname = pair[0].lower()
         if lname not in special:
@@ -301,57 +319,73 @@ def _sort_fields(
             # Nearly always a lone "keep-alive", "close" or "upgrade".
             option = pair[1].lower()
             if option not in _PLAIN_OPTIONS:
-                _add_options(option, sorted_fields.options)
+                found = found or _SortedFields()
+                _add_options(option, found.options)
         elif lname == _UPGRADE:
-            sorted_fields.upgrade.append(pair)
+            found = found or _SortedFields()
+            found.upgrade.append(pair)
         elif lname == _VIA:
             if policy.via:
-                sorted_fields.via.append(pair[1])
+                found = found or _SortedFields()
+                found.via.append(pair[1])
             else:
                 kept.append(pair)
         elif lname in _FORWARDING and trusted:
+            found = found or _SortedFields()
             if lname == _X_FORWARDED_FOR:
-                sorted_fields.xff.append(pair[1])
+                found.xff.append(pair[1])
                 if not policy.x_forwarded_for:
                     kept.append(pair)
             elif lname == _FORWARDED and policy.forwarded:
-                sorted_fields.forwarded.append(pair[1])
+                found.forwarded.append(pair[1])
             else:
                 kept.append(pair)
-                sorted_fields.present.add(lname)
-    return sorted_fields
+                found.present.add(lname)
+    return found
 
 
-def _sort_honouring_connection(
+def _sort_without_named(
     pairs: Sequence[HeaderPair],
     kept: list[HeaderPair],
+    start: int,
     special: frozenset[bytes],
-    *,
+    found: _SortedFields,
     policy: ForwardingPolicy,
     trusted: bool,
-) -> _SortedFields:
-    """:func:`_sort_fields`, again without the fields ``Connection`` names."""
-    start = len(kept)
-    fields = _sort_fields(
-        pairs, kept, special, frozenset(), policy=policy, trusted=trusted
-    )
-    if not fields.options:
-        return fields
-    named = fields.options - _PLAIN_OPTIONS - _PROTECTED
+) -> _SortedFields | None:
+    """
+    Sort ``pairs`` again without the fields that ``Connection`` names.
+
+    ``found`` is what the first pass, which copied to ``kept`` from
+    ``start`` on, set aside.
+    """
+    named = found.options - _PLAIN_OPTIONS - _PROTECTED
     if not named:
-        return fields
+        return found
     dropped = frozenset(named)
     del kept[start:]
-    return _sort_fields(
-        pairs, kept, special | dropped, dropped, policy=policy, trusted=trusted
-    )
+    return _sort_fields(pairs, kept, special | dropped, dropped, policy, trusted)
 
 
-def _headers_of(pairs: list[HeaderPair]) -> Headers:
-    """Headers holding ``pairs`` itself (the constructor would copy it)."""
-    headers = Headers()
-    headers.pairs = pairs
-    return headers
+@lru_cache(maxsize=1024)
+def _peer_view(peer_host: str) -> tuple[str, bytes, bytes]:
+    """
+    The peer as forwarding fields write it (cached: few peers, many requests).
+
+    :return: the address (an IPv4-mapped IPv6 one as IPv4), the same as
+        bytes, and its ``Forwarded`` node without a port.
+    """
+    host = _unmapped(peer_host)
+    return host, host.encode("latin-1"), forwarded_node(host)
+
+
+@lru_cache(maxsize=1024)
+def _forwarded_tail(scheme: bytes, request_host: bytes | None, by: bytes) -> bytes:
+    """What follows ``for=`` in our ``Forwarded`` element."""
+    tail = b";proto=" + scheme
+    if request_host:
+        tail += b";host=" + _forwarded_value(request_host)
+    return tail + by
 
 
 def upstream_request_headers(
@@ -389,44 +423,53 @@ def upstream_request_headers(
     ``X-Forwarded-Host`` kept when present; from an untrusted peer all
     forwarding fields are replaced by ours.
     """
-    peer_host = _unmapped(peer_host)
-    trusted = policy.trusted_proxies.contains(peer_host)
+    peer_host, peer, node = _peer_view(peer_host)
+    trusted = policy._any_trusted and policy.trusted_proxies.contains(peer_host)
     host = request_host if policy.preserve_host and request_host else None
     kept: list[HeaderPair] = [(b"Host", host or upstream_authority)]
-    fields = _sort_honouring_connection(
-        head.headers.pairs, kept, _REQUEST_SPECIAL, policy=policy, trusted=trusted
-    )
-    if websocket and fields.upgrade:
-        kept += fields.upgrade
-        kept.append((b"Connection", b"upgrade"))
-    peer = peer_host.encode("latin-1")
-    present = fields.present
+    pairs = head.headers.pairs
+    found = _sort_fields(pairs, kept, _REQUEST_SPECIAL, _NONE, policy, trusted)
+    if found is not None and found.options:
+        found = _sort_without_named(
+            pairs, kept, 1, _REQUEST_SPECIAL, found, policy, trusted
+        )
+    present: AbstractSet[bytes] = _NONE
+    xff: list[bytes] = []
+    if found is not None:
+        present = found.present
+        xff = found.xff
+        if websocket and found.upgrade:
+            kept += found.upgrade
+            kept.append((b"Connection", b"upgrade"))
     if policy.x_forwarded_for:
-        kept.append((b"X-Forwarded-For", b", ".join([*fields.xff, peer])))
+        kept.append((b"X-Forwarded-For", _folded(xff, peer) if xff else peer))
     if policy.x_real_ip and _X_REAL_IP not in present:
-        client = peer_host
+        client = peer
         if trusted:
             client = _client_from_forwarded_for(
-                fields.xff, peer_host, policy.trusted_proxies
-            )
-        kept.append((b"X-Real-IP", client.encode("latin-1")))
+                xff, peer_host, policy.trusted_proxies
+            ).encode("latin-1")
+        kept.append((b"X-Real-IP", client))
     if policy.x_forwarded_proto and _X_FORWARDED_PROTO not in present:
         kept.append((b"X-Forwarded-Proto", scheme))
     if policy.x_forwarded_host and request_host and _X_FORWARDED_HOST not in present:
         kept.append((b"X-Forwarded-Host", request_host))
     if policy.forwarded:
-        element = b"for=" + forwarded_node(
-            peer_host, peer_port if policy.forwarded_for_port else None
+        if policy.forwarded_for_port and peer_port is not None:
+            node = forwarded_node(peer_host, peer_port)
+        element = (
+            b"for=" + node + _forwarded_tail(scheme, request_host, policy._by_param)
         )
-        element += b";proto=" + scheme
-        if request_host:
-            element += b";host=" + _forwarded_value(request_host)
-        fields.forwarded.append(element + policy._by_param)
-        kept.append((b"Forwarded", b", ".join(fields.forwarded)))
+        if found is not None and found.forwarded:
+            element = _folded(found.forwarded, element)
+        kept.append((b"Forwarded", element))
     if policy.via:
-        fields.via.append(head.version + policy._via_suffix)
-        kept.append((b"Via", b", ".join(fields.via)))
-    return _headers_of(kept)
+        version = head.version
+        via = policy._via_11 if version == b"1.1" else version + policy._via_suffix
+        if found is not None and found.via:
+            via = _folded(found.via, via)
+        kept.append((b"Via", via))
+    return headers_of(kept)
 
 
 def client_response_headers(
@@ -445,13 +488,24 @@ def client_response_headers(
     extended with ours when ``policy.via`` is on.  Returns new Headers.
     """
     kept: list[HeaderPair] = []
-    fields = _sort_honouring_connection(
-        head.headers.pairs, kept, _RESPONSE_SPECIAL, policy=policy, trusted=False
-    )
-    if upgrade_passthrough and head.status == 101 and fields.upgrade:
-        kept += fields.upgrade
+    pairs = head.headers.pairs
+    found = _sort_fields(pairs, kept, _RESPONSE_SPECIAL, _NONE, policy, False)
+    if found is not None and found.options:
+        found = _sort_without_named(
+            pairs, kept, 0, _RESPONSE_SPECIAL, found, policy, False
+        )
+    if (
+        upgrade_passthrough
+        and head.status == 101
+        and found is not None
+        and found.upgrade
+    ):
+        kept += found.upgrade
         kept.append((b"Connection", b"upgrade"))
     if policy.via:
-        fields.via.append(head.version + policy._via_suffix)
-        kept.append((b"Via", b", ".join(fields.via)))
-    return _headers_of(kept)
+        version = head.version
+        via = policy._via_11 if version == b"1.1" else version + policy._via_suffix
+        if found is not None and found.via:
+            via = _folded(found.via, via)
+        kept.append((b"Via", via))
+    return headers_of(kept)

@@ -16,6 +16,7 @@ Anything that could let two parties disagree about where a request ends
 from __future__ import annotations
 
 import enum
+from functools import lru_cache
 from typing import NamedTuple
 
 from edgeproxy.core.message import HeaderPair, Headers, RequestHead, ResponseHead
@@ -35,6 +36,8 @@ _REQUEST_FIELDS = frozenset(
     (_CONTENT_LENGTH, _TRANSFER_ENCODING, _CONNECTION, _HOST, _EXPECT)
 )
 _FRAMED_FIELDS = frozenset((_CONTENT_LENGTH, _TRANSFER_ENCODING, _CONNECTION, _DATE))
+_RESPONSE_FIELDS = frozenset((_CONTENT_LENGTH, _TRANSFER_ENCODING, _CONNECTION))
+_BODY_FIELDS = frozenset((_CONTENT_LENGTH, _TRANSFER_ENCODING))
 
 LAST_CHUNK = b"0\r\n\r\n"
 """The chunk that ends a chunked body (no trailer fields)."""
@@ -96,6 +99,8 @@ UNTIL_CLOSE = BodyFraming(BodyKind.UNTIL_CLOSE)
 _EMPTY = BodyFraming(BodyKind.LENGTH, 0)
 
 
+# Most bodies have one of a few lengths; a hit costs no Python call.
+@lru_cache(maxsize=512)
 def fixed_length(length: int) -> BodyFraming:
     """A body of exactly ``length`` bytes (``Content-Length: length``)."""
     return _EMPTY if length == 0 else BodyFraming(BodyKind.LENGTH, length)
@@ -169,11 +174,11 @@ def inspect_request(head: RequestHead) -> RequestFraming:
         body = fixed_length(_content_length(lengths))
     else:
         body = NO_BODY
-    return RequestFraming(
-        body,
-        _persists(http11, connection),
-        expects_continue and http11,
-    )
+    keep_alive = _persists(http11, connection) if connection else http11
+    expects_continue = expects_continue and http11
+    if body is NO_BODY and not expects_continue:
+        return _PLAIN_PERSISTENT if keep_alive else _PLAIN_CLOSING
+    return RequestFraming(body, keep_alive, expects_continue)
 
 
 def response_body_framing(
@@ -198,6 +203,46 @@ def response_body_framing(
             lengths.append(value)
         elif key == _TRANSFER_ENCODING:
             codings.append(value)
+    return _response_body(lengths, codings)
+
+
+def response_framing(
+    request_method: bytes, status: int, version: bytes, headers: Headers
+) -> tuple[BodyFraming, bool]:
+    """
+    :func:`response_body_framing` and :func:`connection_persists` in one pass.
+
+    :return: how the body is delimited, and whether the response's own
+        fields let its connection persist (``version`` is the response's).
+    :raises FramingError: as :func:`response_body_framing` does.
+    """
+    lengths: list[bytes] = []
+    codings: list[bytes] = []
+    connection: list[bytes] = []
+    for name, value in headers.pairs:
+        key = name.lower()
+        if key not in _RESPONSE_FIELDS:
+            continue
+        if key == _CONTENT_LENGTH:
+            lengths.append(value)
+        elif key == _TRANSFER_ENCODING:
+            codings.append(value)
+        else:
+            connection.append(value)
+    http11 = version == b"1.1"
+    persists = _persists(http11, connection) if connection else http11
+    if request_method == b"HEAD" or status < 200 or status in (204, 304):
+        return NO_BODY, persists
+    if len(lengths) == 1 and not codings:
+        # The usual single plain length, without the calls of the general case.
+        digits = lengths[0]
+        if digits.isdigit() and len(digits) <= _MAX_LENGTH_DIGITS:
+            return fixed_length(int(digits)), persists
+    return _response_body(lengths, codings), persists
+
+
+def _response_body(lengths: list[bytes], codings: list[bytes]) -> BodyFraming:
+    """A response body's framing from its length and coding fields' values."""
     if codings:
         if lengths:
             raise FramingError("Content-Length together with Transfer-Encoding", 502)
@@ -227,7 +272,7 @@ def connection_persists(version: bytes, headers: Headers) -> bool:
     return _persists(version == b"1.1", headers.get_all(_CONNECTION))
 
 
-def frame_request(head: RequestHead, body: BodyFraming) -> None:
+def frame_request(head: RequestHead, body: BodyFraming) -> list[bytes]:
     """
     Rewrite a request head's framing fields for an HTTP/1.1 upstream.
 
@@ -235,17 +280,34 @@ def frame_request(head: RequestHead, body: BodyFraming) -> None:
     ``body`` needs: ``Content-Length`` for a fixed length (``0`` included, so
     a ``POST`` with an empty body keeps saying so), ``Transfer-Encoding:
     chunked`` for a body of unknown length, nothing when there is no body.
+
+    :return: the head's :func:`connection_tokens`, found in the same pass.
     """
-    pairs = [
-        pair
-        for pair in head.headers.pairs
-        if pair[0].lower() not in (_CONTENT_LENGTH, _TRANSFER_ENCODING)
-    ]
-    if body.kind is BodyKind.LENGTH:
-        pairs.append((b"Content-Length", b"%d" % body.length))
-    elif body.kind is not BodyKind.NONE:
-        pairs.append((b"Transfer-Encoding", b"chunked"))
-    head.headers.pairs = pairs
+    headers = head.headers
+    pairs = headers.pairs
+    kept: list[HeaderPair] | None = None
+    connection: list[bytes] = []
+    for index, pair in enumerate(pairs):
+        key = pair[0].lower()
+        if key in _BODY_FIELDS:
+            if kept is None:
+                kept = pairs[:index]
+            continue
+        if key == _CONNECTION:
+            connection.append(pair[1])
+        if kept is not None:
+            kept.append(pair)
+    if body.kind is not BodyKind.NONE:
+        if kept is None:
+            kept = pairs[:]
+        if body.kind is BodyKind.LENGTH:
+            kept.append((b"Content-Length", b"%d" % body.length))
+        else:
+            kept.append((b"Transfer-Encoding", b"chunked"))
+    if kept is not None:
+        # A new list: one that the caller may still hold is left as it was.
+        headers.pairs = kept
+    return _tokens(connection) if connection else connection
 
 
 def frame_response(
@@ -280,21 +342,28 @@ def frame_response(
     status = head.status
     no_body = request_method == b"HEAD" or status < 200 or status in (204, 304)
     keep_length = no_body and status >= 200 and status != 204
-    pairs: list[HeaderPair] = []
+    received = head.headers.pairs
+    # The fields are copied from the first one dropped on (or all of them at
+    # the end): the head's own list may be shared (a cached response's).
+    pairs: list[HeaderPair] | None = None
     has_date = has_length = False
-    for pair in head.headers.pairs:
+    for index, pair in enumerate(received):
         key = pair[0].lower()
         if key not in _FRAMED_FIELDS:
-            pairs.append(pair)
-        elif key == _CONNECTION:
-            if b"close" in _tokens([pair[1]]):
-                keep_alive = False
-        elif key == _TRANSFER_ENCODING or (key == _CONTENT_LENGTH and not keep_length):
-            pass
-        else:
+            if pairs is not None:
+                pairs.append(pair)
+        elif key == _DATE or (key == _CONTENT_LENGTH and keep_length):
             has_date = has_date or key == _DATE
             has_length = has_length or key == _CONTENT_LENGTH
-            pairs.append(pair)
+            if pairs is not None:
+                pairs.append(pair)
+        else:
+            if key == _CONNECTION and b"close" in _tokens([pair[1]]):
+                keep_alive = False
+            if pairs is None:
+                pairs = received[:index]
+    if pairs is None:
+        pairs = received[:]
     if no_body:
         sent = NO_BODY
         # A HEAD answered here states the length a GET would get.
@@ -332,6 +401,10 @@ def _tokens(values: list[bytes]) -> list[bytes]:
             if token:
                 tokens.append(token.lower())
     return tokens
+
+
+_PLAIN_PERSISTENT = RequestFraming(NO_BODY, True, False)
+_PLAIN_CLOSING = RequestFraming(NO_BODY, False, False)
 
 
 def _persists(http11: bool, connection: list[bytes]) -> bool:

@@ -39,10 +39,17 @@ class Headers:
         return len(self.pairs)
 
     def __contains__(self, name: object) -> bool:
-        if not isinstance(name, bytes | str):
+        if isinstance(name, str):
+            name = name.encode("iso-8859-1")
+        elif not isinstance(name, bytes):
             return False
-        wanted = to_bytes(name).lower()
-        return any(key.lower() == wanted for key, _ in self.pairs)
+        wanted = name.lower()
+        for key, _ in self.pairs:
+            if key.lower() == wanted:
+                break
+        else:
+            return False
+        return True
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Headers):
@@ -52,9 +59,14 @@ class Headers:
     def __repr__(self) -> str:
         return f"Headers({self.pairs!r})"
 
+    # get and get_all run several times per proxied request: they inline
+    # to_bytes and loop without a comprehension (one call each, no more).
+
     def get(self, name: bytes | str, default: bytes | None = None) -> bytes | None:
         """Return the first value of ``name``, or ``default``."""
-        wanted = to_bytes(name).lower()
+        wanted = (
+            name if isinstance(name, bytes) else name.encode("iso-8859-1")
+        ).lower()
         for key, value in self.pairs:
             if key.lower() == wanted:
                 return value
@@ -62,8 +74,14 @@ class Headers:
 
     def get_all(self, name: bytes | str) -> list[bytes]:
         """Return every value of ``name``, in order."""
-        wanted = to_bytes(name).lower()
-        return [value for key, value in self.pairs if key.lower() == wanted]
+        wanted = (
+            name if isinstance(name, bytes) else name.encode("iso-8859-1")
+        ).lower()
+        values = []
+        for key, value in self.pairs:
+            if key.lower() == wanted:
+                values.append(value)
+        return values
 
     def add(self, name: bytes | str, value: bytes | str) -> None:
         """Append a field, keeping any fields of the same name."""
@@ -85,7 +103,18 @@ class Headers:
 
     def copy(self) -> Headers:
         """Return an independent copy."""
-        return Headers(self.pairs)
+        return headers_of(self.pairs[:])
+
+
+def headers_of(pairs: list[HeaderPair]) -> Headers:
+    """
+    Headers holding ``pairs`` itself, not a copy of it.
+
+    For code that has just built the list: the constructor would copy it.
+    """
+    headers = Headers.__new__(Headers)
+    headers.pairs = pairs
+    return headers
 
 
 class RequestHead:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Generic, TypeAlias, TypeVar
 
 from edgeproxy.core.message import RequestHead
@@ -32,6 +33,13 @@ _HTTP_SCHEMES = (b"http", b"https")
 _HeaderTest: TypeAlias = tuple[bytes, bytes | None, re.Pattern[bytes] | None]
 
 
+# Requests name few hosts: a hit costs no regex and no Python call.
+@lru_cache(maxsize=1024)
+def _is_authority(value: bytes) -> bool:
+    """Whether ``value`` is a host with an optional port, as Host allows."""
+    return _AUTHORITY.fullmatch(value) is not None
+
+
 def _host_field(head: RequestHead) -> bytes | None:
     """The Host of ``head``, checked as RFC 9112 section 3.2 requires."""
     values = head.headers.get_all(b"host")
@@ -44,7 +52,7 @@ def _host_field(head: RequestHead) -> bytes | None:
     host = values[0]
     if not host:
         return None
-    if _AUTHORITY.fullmatch(host) is None:
+    if not _is_authority(host):
         raise ValueError(f"bad Host field {host!r}")
     return host
 
@@ -96,6 +104,7 @@ def effective_host_and_target(head: RequestHead) -> tuple[bytes | None, bytes]:
     return authority, remainder
 
 
+@lru_cache(maxsize=1024)
 def host_key(host: bytes) -> bytes:
     """
     ``host`` as routes compare it: lower case, no port, no trailing dot.
@@ -287,6 +296,11 @@ def _query_meets(query: bytes, tests: Sequence[tuple[bytes, bytes | None]]) -> b
     return True
 
 
+# A route as a table tries it: (match, payload, host known to pass, path
+# prefix, whether the prefix is its only condition besides the host).
+_Entry: TypeAlias = tuple[RouteMatch, Payload, bool, bytes, bool]
+
+
 class RouteTable(Generic[Payload]):
     """
     Routes in the order they were listed; the first that matches wins.
@@ -313,12 +327,22 @@ class RouteTable(Generic[Payload]):
 
         def candidates(
             indices: Iterable[int], host_known: bool
-        ) -> tuple[tuple[RouteMatch, Payload, bool], ...]:
-            # host_known: the host already passed this route's host test.
-            return tuple(
-                (listed[i][0], listed[i][1], host_known and i not in unindexed)
-                for i in sorted(indices)
-            )
+        ) -> tuple[_Entry[Payload], ...]:
+            # host_known: the host already passed this route's host test (or
+            # the route has none); prefix_only: the path prefix is the only
+            # other condition, tested inline.
+            entries = []
+            for i in sorted(indices):
+                route, payload = listed[i]
+                prefix_only = not (
+                    route._methods
+                    or route._regex is not None
+                    or route._header_tests
+                    or route._query_tests
+                )
+                known = (host_known and i not in unindexed) or not route.hosts
+                entries.append((route, payload, known, route._prefix, prefix_only))
+            return tuple(entries)
 
         self._by_host = {
             name: candidates({*indices, *unindexed}, True)
@@ -343,9 +367,11 @@ class RouteTable(Generic[Payload]):
         if key is not None:
             routes = self._by_host.get(key, routes)
         path, _, query = head.target.partition(b"?")
-        for route, payload, host_known in routes:
-            if (host_known or route.host_matches(key)) and route._request_matches(
-                head, path, query
+        for route, payload, host_known, prefix, prefix_only in routes:
+            if (
+                path.startswith(prefix)
+                and (host_known or route.host_matches(key))
+                and (prefix_only or route._request_matches(head, path, query))
             ):
                 return payload
         return None

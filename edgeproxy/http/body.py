@@ -133,7 +133,8 @@ class BodyStream:
         self._state = _ENDED
         # Nothing more comes from the origin for this body, so holding its
         # transport paused would only stall whatever it reads next.
-        self._release_origin()
+        if self._origin_paused:
+            self._release_origin()
         if self._sink is not None:
             self._flush(self._sink)
 
@@ -207,7 +208,7 @@ class BodyStream:
         elif self._state == _FAILED:
             self._state = _DONE
             sink.abort(self._failure)
-        elif self._state == _OPEN:
+        elif self._state == _OPEN and self._origin_paused:
             self._release_origin()
 
     def _release_origin(self) -> None:

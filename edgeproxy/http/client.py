@@ -39,12 +39,11 @@ from edgeproxy.core.framing import (
     BodyKind,
     FramingError,
     chunk,
-    connection_persists,
     connection_tokens,
     frame_request,
-    response_body_framing,
+    response_framing,
 )
-from edgeproxy.core.message import Headers, RequestHead, ResponseHead
+from edgeproxy.core.message import RequestHead, ResponseHead, headers_of
 from edgeproxy.errors import BadGateway, GatewayTimeout
 from edgeproxy.http.body import BodyStream
 from edgeproxy.http.deadline import Deadline
@@ -220,8 +219,7 @@ class HTTPClientProtocol(FlowControlledProtocol):
             raise RuntimeError("one request at a time on an HTTP/1.1 connection")
         if self._closed or self._poisoned or self._stream is None:
             return fail(NothingReceived("the connection is closed"))
-        frame_request(head, framing)
-        tokens = connection_tokens(head.headers)
+        tokens = frame_request(head, framing)
         self.requests_sent += 1
         self._busy = True
         self._method = head.method
@@ -231,9 +229,10 @@ class HTTPClientProtocol(FlowControlledProtocol):
         self._request_sent = False
         d: Deferred[UpstreamResponse] = Deferred(self._cancelled)
         self._request_d = d
-        self._stream.write(request_bytes(head))
+        self.write(request_bytes(head))
         if body is None:
-            self.request_body_sent()
+            self._request_sent = True
+            self._update_timer()
         else:
             self._request_body = body
             self._follow(body)
@@ -279,9 +278,9 @@ class HTTPClientProtocol(FlowControlledProtocol):
                 _log.info("unsolicited bytes from an upstream: connection closed")
                 self.close()
             return
+        # The idle countdown restarts after the bytes are parsed
+        # (_after_feed): there is none to restart once they end the response.
         self._received_any = True
-        if self._deadline.kind is not None and self._settings.idle_timeout:
-            self._deadline.arm(_Timer.IDLE, self._settings.idle_timeout)
         try:
             self._reader.feed(data)
         except httptools.HttpParserUpgrade as upgrade:
@@ -382,8 +381,7 @@ class HTTPClientProtocol(FlowControlledProtocol):
         version = _VERSIONS.get(parser.get_http_version())
         if version is None or not 100 <= status <= 599:
             raise MessageError(502, "malformed status line")
-        headers = Headers()
-        headers.pairs = reader.take_headers()
+        headers = headers_of(reader.headers)
         if status < 200 and status != 101:
             self._interim = True
             return
@@ -395,20 +393,20 @@ class HTTPClientProtocol(FlowControlledProtocol):
             # llhttp hands over only such a 101; any other is a bad answer.
             raise MessageError(502, "101 without an Upgrade on both sides")
         try:
-            framing = response_body_framing(self._method, status, headers)
+            framing, persists = response_framing(self._method, status, version, headers)
         except FramingError as error:
             raise MessageError(502, error.reason) from None
+        kind = framing.kind
         body = None
-        if framing.has_body:
+        # framing.has_body, without a call.
+        if framing.length or kind is BodyKind.CHUNKED or kind is BodyKind.UNTIL_CLOSE:
             body = BodyStream(self, self._settings.body_buffer_size)
         self._response = UpstreamResponse(
             ResponseHead(status, reader.reason, headers, version), framing, body
         )
         self._head_pending = True
         self._persists = (
-            self._request_persists
-            and framing.kind is not BodyKind.UNTIL_CLOSE
-            and connection_persists(version, headers)
+            self._request_persists and persists and kind is not BodyKind.UNTIL_CLOSE
         )
         if self._method == b"HEAD":
             # llhttp cannot be told that a HEAD response has no body.
@@ -432,7 +430,7 @@ class HTTPClientProtocol(FlowControlledProtocol):
     def _after_feed(self) -> None:
         response = self._response
         if response is None:
-            self._update_timer()
+            self._update_timer(restart=True)
             return
         if self._head_pending:
             self._head_pending = False
@@ -447,16 +445,17 @@ class HTTPClientProtocol(FlowControlledProtocol):
         if self._complete:
             self._finish_response(response)
         else:
-            self._update_timer()
+            self._update_timer(restart=True)
 
     def _finish_response(self, response: UpstreamResponse) -> None:
         self._complete = False
         self._response = None
         self._busy = False
         self._deadline.disarm()
-        self._send_deadline.disarm()
+        if self._send_deadline.kind is not None:
+            self._send_deadline.disarm()
         reusable = self._persists and not self._poisoned and not self._closed
-        if self._stop_request_body():
+        if self._request_body is not None and self._stop_request_body():
             # Answered before the whole request was sent: it went unfinished.
             reusable = False
         if not reusable:
@@ -535,12 +534,15 @@ class HTTPClientProtocol(FlowControlledProtocol):
         body.stopProducing()
         return True
 
-    def _update_timer(self) -> None:
+    def _update_timer(self, restart: bool = False) -> None:
+        """Run the countdown that fits the state; ``restart``: bytes came."""
         settings = self._settings
         if not self._busy or self._reading_paused:
             self._deadline.disarm()
         elif self._received_any:
-            if self._deadline.kind is not _Timer.IDLE and settings.idle_timeout:
+            if (restart or self._deadline.kind is not _Timer.IDLE) and (
+                settings.idle_timeout
+            ):
                 self._deadline.arm(_Timer.IDLE, settings.idle_timeout)
         elif (
             self._request_sent

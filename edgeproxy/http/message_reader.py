@@ -45,15 +45,18 @@ class MessageReader(Generic[Parser]):
     Feeds bytes to one httptools parser and reports messages to its owner.
 
     The owner's callbacks run inside the parser: ``begun()`` at the start of
-    a message, ``head()`` when the head is complete (read :attr:`target`,
-    :attr:`reason`, :meth:`take_headers` and :attr:`parser` then), ``body(data)``
-    per piece of body, and ``complete()`` at its end.  A callback may raise
+    a message (unless ``begun`` is ``None``), ``head()`` when the head is
+    complete (read :attr:`target`, :attr:`reason`, :attr:`headers` and
+    :attr:`parser` then), ``body(data)`` per piece of body, and
+    ``complete()`` at its end.  A callback may raise
     :class:`MessageError` to stop the parser; :meth:`feed` then raises it.
 
     Trailer fields of a chunked body are counted against the head limits and
     dropped.
 
     :ivar parser: the httptools parser (for the method, status, version).
+    :ivar headers: the fields of the current head, in a new list for each
+        message (the owner may keep it).
     :ivar target: the request target of the current message.
     :ivar reason: the reason phrase of the current response.
     :ivar in_head: whether a head has begun and is not complete.
@@ -65,7 +68,6 @@ class MessageReader(Generic[Parser]):
         "_complete",
         "_first_read_size",
         "_head",
-        "_headers",
         "_marks",
         "_max_field_count",
         "_max_head_size",
@@ -78,6 +80,7 @@ class MessageReader(Generic[Parser]):
         "_trailer_raw_size",
         "_trailer_size",
         "_watching_trailer",
+        "headers",
         "in_head",
         "parser",
         "reason",
@@ -87,7 +90,7 @@ class MessageReader(Generic[Parser]):
     def __init__(
         self,
         new_parser: Callable[[MessageReader[Parser]], Parser],
-        begun: Callable[[], None],
+        begun: Callable[[], None] | None,
         head: Callable[[], None],
         body: Callable[[bytes], None],
         complete: Callable[[], None],
@@ -104,7 +107,7 @@ class MessageReader(Generic[Parser]):
         self._max_head_size = max_head_size
         self._max_field_count = max_field_count
         self._max_target_length = max_target_length
-        self._headers: list[HeaderPair] = []
+        self.headers: list[HeaderPair] = []
         self._first_read_size = 0
         self._raw_size = 0
         self._read_size = 0
@@ -161,8 +164,8 @@ class MessageReader(Generic[Parser]):
 
     def take_headers(self) -> list[HeaderPair]:
         """The current head's fields (the list is the caller's from now on)."""
-        headers = self._headers
-        self._headers = []
+        headers = self.headers
+        self.headers = []
         return headers
 
     # --- httptools callbacks -------------------------------------------------
@@ -170,14 +173,15 @@ class MessageReader(Generic[Parser]):
     def on_message_begin(self) -> None:
         """httptools: a message starts."""
         self._marks += 1
-        self._headers = []
+        self.headers = []
         self._first_read_size = self._read_size
         self._raw_size = 0
         self._trailer_count = 0
         self.in_head = True
         self.target = b""
         self.reason = b""
-        self._begun()
+        if self._begun is not None:
+            self._begun()
 
     def on_url(self, url: bytes) -> None:
         """httptools: (a piece of) the request target."""
@@ -193,7 +197,7 @@ class MessageReader(Generic[Parser]):
         """httptools: one complete field line (of the head or the trailer)."""
         if self.in_head:
             # llhttp strips leading whitespace only; a value never ends with OWS.
-            self._headers.append((name, value.rstrip(b" \t")))
+            self.headers.append((name, value.rstrip(b" \t")))
         else:
             self._trailer_count += 1
             self._trailer_size += len(name) + len(value) + _FIELD_LINE_OVERHEAD
@@ -202,7 +206,7 @@ class MessageReader(Generic[Parser]):
     def on_headers_complete(self) -> None:
         """httptools: the head is complete."""
         self.in_head = False
-        headers = self._headers
+        headers = self.headers
         if len(headers) > self._max_field_count:
             raise MessageError(431, "too many header fields")
         # The head is no larger than the reads it came in; only when those

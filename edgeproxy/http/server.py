@@ -50,7 +50,7 @@ from edgeproxy.core.framing import (
     frame_response,
     inspect_request,
 )
-from edgeproxy.core.message import Headers, LocalResponse, RequestHead, ResponseHead
+from edgeproxy.core.message import LocalResponse, RequestHead, ResponseHead, headers_of
 from edgeproxy.http.body import BodyStream
 from edgeproxy.http.deadline import Deadline
 from edgeproxy.http.message_reader import MessageError, MessageReader
@@ -106,7 +106,7 @@ class HTTPServerProtocol(FlowControlledProtocol):
         self._settings = settings = settings or ServerSettings()
         self._reader: MessageReader[httptools.HttpRequestParser] = MessageReader(
             httptools.HttpRequestParser,
-            _nothing,
+            None,
             self._head_received,
             self._body_received,
             self._message_complete,
@@ -137,7 +137,7 @@ class HTTPServerProtocol(FlowControlledProtocol):
         peer = self.transport.getPeer() if self.transport is not None else None
         if isinstance(peer, IPv4Address | IPv6Address):
             self._client_host, self._client_port = peer.host, peer.port
-        self._update_timer()
+        self._update_reading()
 
     def dataReceived(self, data: bytes) -> None:
         """Parse requests; hand complete heads on in order."""
@@ -218,7 +218,7 @@ class HTTPServerProtocol(FlowControlledProtocol):
         if exchange is not self._active:
             return
         self._active = None
-        self._follow(None)
+        self._producer = None
         self._served += 1
         if keep_alive:
             self._dispatch()
@@ -264,20 +264,14 @@ class HTTPServerProtocol(FlowControlledProtocol):
         if b"#" in target:
             # llhttp lets a fragment through; two servers could read it two ways.
             raise MessageError(400, "fragment in the request target")
-        headers = Headers()
-        headers.pairs = reader.take_headers()
-        request = RequestHead(method, target, headers, version)
+        request = RequestHead(method, target, headers_of(reader.headers), version)
         try:
             framing = inspect_request(request)
         except FramingError as error:
             raise MessageError(error.status, error.reason) from None
         settings = self._settings
         body = framing.body
-        if (
-            settings.max_body_size
-            and body.kind is BodyKind.LENGTH
-            and body.length > settings.max_body_size
-        ):
+        if settings.max_body_size and body.length > settings.max_body_size:
             raise MessageError(413, "request body too large")
         exchange = ServerExchange(
             self,
@@ -288,7 +282,8 @@ class HTTPServerProtocol(FlowControlledProtocol):
             received_at=self._reactor.seconds(),
             upgrade=parser.should_upgrade(),
         )
-        if body.has_body:
+        # body.has_body, without a call: a request body is chunked or has a length.
+        if body.length or body.kind is BodyKind.CHUNKED:
             exchange.body = BodyStream(exchange, settings.body_buffer_size)
         self._receiving = exchange
         self._queue.append(exchange)
@@ -322,7 +317,10 @@ class HTTPServerProtocol(FlowControlledProtocol):
             while self._active is None and not self._closing:
                 if self._queue:
                     exchange = self._active = self._queue.popleft()
-                    self._call_handler(exchange)
+                    try:
+                        self._handler.request_received(exchange)
+                    except Exception:
+                        self._handler_failed(exchange)
                 elif self._pending_error is not None:
                     self._send_error(self._pending_error)
                 else:
@@ -331,17 +329,12 @@ class HTTPServerProtocol(FlowControlledProtocol):
             self._dispatching = False
         self._update_reading()
 
-    def _call_handler(self, exchange: ServerExchange) -> None:
-        try:
-            self._handler.request_received(exchange)
-        except Exception:
-            _log.failure(
-                "the request handler failed on {exchange!r}", exchange=exchange
-            )
-            if not exchange.responded:
-                exchange.fail_request(500, "internal error")
-            else:
-                exchange.abort()
+    def _handler_failed(self, exchange: ServerExchange) -> None:
+        _log.failure("the request handler failed on {exchange!r}", exchange=exchange)
+        if not exchange.responded:
+            exchange.fail_request(500, "internal error")
+        else:
+            exchange.abort()
 
     def _reject(self, error: MessageError) -> None:
         _log.info(
@@ -386,16 +379,12 @@ class HTTPServerProtocol(FlowControlledProtocol):
             self._abort()
 
     def _update_reading(self) -> None:
+        """Pause or resume reading, and run the timer that fits the state."""
         if self._closing or self._tunnel is not None:
             return
-        self._pause_reading(
-            self._body_pauses > 0 or bool(self._queue) or not self._parsing
-        )
-        self._update_timer()
-
-    def _update_timer(self) -> None:
-        if self._closing:
-            return
+        paused = self._body_pauses > 0 or bool(self._queue) or not self._parsing
+        if paused is not self._reading_paused:
+            self._pause_reading(paused)
         settings = self._settings
         kind: _Timer | None = None
         seconds = 0.0
@@ -467,10 +456,6 @@ class HTTPServerFactory(Factory):
         protocol = HTTPServerProtocol(self._reactor, self._handler, self._settings)
         protocol.factory = self
         return protocol
-
-
-def _nothing() -> None:
-    """A callback with nothing to do."""
 
 
 @lru_cache(maxsize=2)

@@ -102,6 +102,7 @@ class ServerExchange:
     __slots__ = (
         "_connection",
         "_continue_pending",
+        "_held_head",
         "_keep_alive",
         "_mode",
         "_persists",
@@ -145,6 +146,9 @@ class ServerExchange:
         self._state = _WAITING
         self._mode = _NO_BODY
         self._remaining = 0
+        # A head that send_response holds back to write with the first piece
+        # of its body: one write (one socket send) for a small response.
+        self._held_head = b""
 
     def __repr__(self) -> str:
         request = self.request
@@ -186,9 +190,22 @@ class ServerExchange:
             :class:`~edgeproxy.http.body.BodyStream`): paused while the
             client's socket is full, stopped if the client goes away.
         """
+        data = self._start(head, framing, producer, "send_head")
+        if data:
+            self._connection.write(data)
+            self._connection.response_started(self, producer)
+
+    def _start(
+        self,
+        head: ResponseHead,
+        framing: BodyFraming,
+        producer: IPushProducer | None,
+        what: str,
+    ) -> bytes:
+        """Frame ``head`` and start streaming; its bytes, or none if refused."""
         if self._state != _WAITING or head.status < 200:
-            self._refuse("send_head", producer)
-            return
+            self._refuse(what, producer)
+            return b""
         connection = self._connection
         request = self.request
         sent, self._keep_alive = frame_response(
@@ -208,8 +225,7 @@ class ServerExchange:
         elif kind is BodyKind.UNTIL_CLOSE:
             self._mode = _UNTIL_CLOSE
         self._state = _STREAMING
-        connection.write(response_bytes(head))
-        connection.response_started(self, producer)
+        return response_bytes(head)
 
     def send_body(self, data: bytes) -> None:
         """Send the next piece of the response body."""
@@ -221,7 +237,7 @@ class ServerExchange:
             return
         mode = self._mode
         if mode == _CHUNKED:
-            self._connection.write(chunk(data))
+            data = chunk(data)
         elif mode == _LENGTH:
             self._remaining -= len(data)
             if self._remaining < 0:
@@ -232,9 +248,12 @@ class ServerExchange:
                 )
                 self.abort()
                 return
-            self._connection.write(data)
-        elif mode == _UNTIL_CLOSE:
-            self._connection.write(data)
+        elif mode != _UNTIL_CLOSE:
+            return
+        if self._held_head:
+            data = self._held_head + data
+            self._held_head = b""
+        self._connection.write(data)
 
     def finish(self) -> None:
         """The response is complete."""
@@ -243,8 +262,12 @@ class ServerExchange:
                 _log.error("finish on {exchange!r} outside a response", exchange=self)
             return
         if self._mode == _CHUNKED:
-            self._connection.write(LAST_CHUNK)
-        elif self._mode == _LENGTH and self._remaining:
+            self._connection.write(self._held_head + LAST_CHUNK)
+            self._held_head = b""
+        elif self._held_head:
+            self._connection.write(self._held_head)
+            self._held_head = b""
+        if self._mode == _LENGTH and self._remaining:
             _log.error(
                 "response body of {exchange!r} ended {missing} bytes short of its "
                 "Content-Length; connection dropped",
@@ -253,7 +276,7 @@ class ServerExchange:
             )
             self.abort()
             return
-        self._state = _FINISHED
+        self._end(_FINISHED)
         self._connection.response_finished(self, self._keep_alive)
 
     def abort(self, reason: Exception | None = None) -> None:
@@ -266,7 +289,7 @@ class ServerExchange:
                 exchange=self,
                 reason=reason,
             )
-        self._state = _CLOSED
+        self._end(_CLOSED)
         self._connection.response_aborted(self)
 
     def send_local(self, response: LocalResponse) -> None:
@@ -280,7 +303,7 @@ class ServerExchange:
             self._refuse("send_local", None)
             return
         self._write_local(response)
-        self._state = _FINISHED
+        self._end(_FINISHED)
         self._connection.response_finished(self, self._keep_alive)
 
     def send_response(
@@ -290,14 +313,27 @@ class ServerExchange:
         Relay a whole streamed response: the head, then ``body`` as it comes.
 
         The same as :meth:`send_head` with ``body`` as producer, then
-        ``body.start(self)`` (or :meth:`finish` when ``body`` is ``None``).
+        ``body.start(self)`` (or :meth:`finish` when ``body`` is ``None``),
+        except that the head is written together with the first piece of the
+        body when the body has one ready.
         """
-        self.send_head(head, framing, body)
-        if self._state == _STREAMING:
-            if body is None:
-                self.finish()
-            else:
-                body.start(self)
+        data = self._start(head, framing, body, "send_response")
+        if not data:
+            return
+        connection = self._connection
+        if body is None:
+            connection.write(data)
+            connection.response_started(self, None)
+            self.finish()
+            return
+        connection.response_started(self, body)
+        self._held_head = data
+        body.start(self)
+        if self._held_head:
+            # Nothing came with the head (or the client is not reading).
+            if self._state == _STREAMING:
+                connection.write(self._held_head)
+            self._held_head = b""
 
     def switch_protocols(self, head: ResponseHead, protocol: IProtocol) -> None:
         """
@@ -310,7 +346,7 @@ class ServerExchange:
         if self._state != _WAITING or not self.upgrade or head.status != 101:
             self._refuse("switch_protocols", None)
             return
-        self._state = _FINISHED
+        self._end(_FINISHED)
         self._connection.write(response_bytes(head))
         self._connection.protocols_switched(protocol)
 
@@ -355,10 +391,10 @@ class ServerExchange:
         if self._state == _WAITING:
             self._persists = False
             self._write_local(LocalResponse.text(status, reason))
-            self._state = _CLOSED
+            self._end(_CLOSED)
             self._connection.response_finished(self, False)
         elif self._state == _STREAMING:
-            self._state = _CLOSED
+            self._end(_CLOSED)
             self._connection.response_aborted(self)
 
     def client_gone(self) -> None:
@@ -376,6 +412,14 @@ class ServerExchange:
                     _log.failure("on_client_gone of {exchange!r} failed", exchange=self)
 
     # --- internals -----------------------------------------------------------
+
+    def _end(self, state: int) -> None:
+        """The exchange is over (``_FINISHED`` or ``_CLOSED``)."""
+        self._state = state
+        # on_client_gone can no longer be called; dropping it breaks the cycle
+        # handler -> exchange -> bound method -> handler, so both are freed
+        # at once by reference counting instead of by the cyclic collector.
+        self.on_client_gone = None
 
     def _write_local(self, response: LocalResponse) -> None:
         head = ResponseHead(response.status, b"", Headers(response.headers.pairs))

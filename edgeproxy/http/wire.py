@@ -10,6 +10,9 @@ _REASONS = {status.value: status.phrase.encode("ascii") for status in HTTPStatus
 # Status lines by (status, reason as given); bounded, as reasons come from upstreams.
 _STATUS_LINES: dict[tuple[int, bytes], bytes] = {}
 _MAX_STATUS_LINES = 512
+# Bound once: a head is one join of its lines, each field line one join.
+_CRLF_JOIN = b"\r\n".join
+_FIELD_JOIN = b": ".join
 
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 """The interim response that tells a client to send its body."""
@@ -33,13 +36,10 @@ def response_bytes(head: ResponseHead, body: bytes = b"") -> bytes:
         status_line = b"HTTP/1.1 %d %s" % (head.status, reason)
         if len(_STATUS_LINES) < _MAX_STATUS_LINES:
             _STATUS_LINES[key] = status_line
-    return _join(status_line, head, body)
+    return _CRLF_JOIN([status_line, *map(_FIELD_JOIN, head.headers.pairs), b"", body])
 
 
 def request_bytes(head: RequestHead) -> bytes:
     """An HTTP/1.1 request line and the head's fields."""
-    return _join(b"%s %s HTTP/1.1" % (head.method, head.target), head, b"")
-
-
-def _join(start_line: bytes, head: RequestHead | ResponseHead, body: bytes) -> bytes:
-    return b"\r\n".join([start_line, *map(b": ".join, head.headers.pairs), b"", body])
+    request_line = b"%s %s HTTP/1.1" % (head.method, head.target)
+    return _CRLF_JOIN([request_line, *map(_FIELD_JOIN, head.headers.pairs), b"", b""])

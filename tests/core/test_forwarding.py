@@ -385,6 +385,65 @@ def test_forwarding_fields(
 
 
 @pytest.mark.parametrize(
+    ("peer", "host", "expected"),
+    [
+        (
+            "10.1.2.3",
+            b"a.example",
+            [
+                (b"X-Forwarded-For", b"10.1.2.3"),
+                (b"X-Real-IP", b"10.1.2.3"),
+                (b"X-Forwarded-Proto", b"http"),
+                (b"X-Forwarded-Host", b"a.example"),
+                (b"Forwarded", b"for=10.1.2.3;proto=http;host=a.example"),
+            ],
+        ),
+        (
+            "::ffff:192.0.2.1",
+            b"b.example:8080",
+            [
+                (b"X-Forwarded-For", b"192.0.2.1"),
+                (b"X-Real-IP", b"192.0.2.1"),
+                (b"X-Forwarded-Proto", b"http"),
+                (b"X-Forwarded-Host", b"b.example:8080"),
+                (b"Forwarded", b'for=192.0.2.1;proto=http;host="b.example:8080"'),
+            ],
+        ),
+        (
+            "2001:db8::1",
+            b"a.example",
+            [
+                (b"X-Forwarded-For", b"2001:db8::1"),
+                (b"X-Real-IP", b"2001:db8::1"),
+                (b"X-Forwarded-Proto", b"http"),
+                (b"X-Forwarded-Host", b"a.example"),
+                (b"Forwarded", b'for="[2001:db8::1]";proto=http;host=a.example'),
+            ],
+        ),
+    ],
+)
+def test_default_policy_trusts_no_peer(peer: str, host: bytes, expected: Pairs) -> None:
+    """With the default policy, any peer's forwarding fields are replaced by ours."""
+    received = [
+        (b"Host", host),
+        (b"X-Forwarded-For", b"6.6.6.6"),
+        (b"Forwarded", b"for=6.6.6.6"),
+        (b"X-Real-IP", b"6.6.6.6"),
+    ]
+    for _ in range(2):  # the second time from what is remembered of the peer
+        head = RequestHead(b"GET", b"/", Headers(received), b"1.0")
+        result = upstream_request_headers(
+            head,
+            ForwardingPolicy(),
+            peer_host=peer,
+            scheme=b"http",
+            request_host=host,
+            upstream_authority=b"10.0.0.1:9001",
+        )
+        assert result.pairs == [(b"Host", host), *expected, (b"Via", b"1.0 edgeproxy")]
+
+
+@pytest.mark.parametrize(
     ("toggle", "trusted_kept", "absent"),
     [
         ("x_forwarded_for", (b"X-Forwarded-For", b"6.6.6.6"), b"x-forwarded-for"),

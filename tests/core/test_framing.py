@@ -20,6 +20,7 @@ from edgeproxy.core.framing import (
     frame_response,
     inspect_request,
     response_body_framing,
+    response_framing,
 )
 from edgeproxy.core.message import Headers, RequestHead, ResponseHead
 
@@ -170,21 +171,33 @@ def test_connection_tokens() -> None:
     assert connection_tokens(headers) == [b"keep-alive", b"upgrade", b"x"]
 
 
-@pytest.mark.parametrize(
-    ("method", "status", "fields", "expected"),
-    [
-        (b"HEAD", 200, ((b"Content-Length", b"10"),), NO_BODY),
-        (b"GET", 100, (), NO_BODY),
-        (b"GET", 101, (), NO_BODY),
-        (b"GET", 204, ((b"Content-Length", b"10"),), NO_BODY),
-        (b"GET", 304, ((b"Transfer-Encoding", b"chunked"),), NO_BODY),
-        (b"GET", 200, ((b"Content-Length", b"10"),), fixed_length(10)),
-        (b"GET", 200, ((b"Content-Length", b"0"),), fixed_length(0)),
-        (b"GET", 200, ((b"Transfer-Encoding", b"chunked"),), CHUNKED),
-        (b"GET", 200, (), UNTIL_CLOSE),
-        (b"POST", 500, (), UNTIL_CLOSE),
-    ],
-)
+RESPONSE_BODIES = [
+    (b"HEAD", 200, ((b"Content-Length", b"10"),), NO_BODY),
+    (b"GET", 100, (), NO_BODY),
+    (b"GET", 101, (), NO_BODY),
+    (b"GET", 204, ((b"Content-Length", b"10"),), NO_BODY),
+    (b"GET", 304, ((b"Transfer-Encoding", b"chunked"),), NO_BODY),
+    (b"GET", 200, ((b"Content-Length", b"10"),), fixed_length(10)),
+    (b"GET", 200, ((b"Content-Length", b"0"),), fixed_length(0)),
+    (b"GET", 200, ((b"Content-Length", b"007"),), fixed_length(7)),
+    (b"GET", 200, ((b"Content-Length", b"5, 5"),), fixed_length(5)),
+    (b"GET", 200, ((b"Content-Length", b"0" * 20 + b"9"),), fixed_length(9)),
+    (b"GET", 200, ((b"Transfer-Encoding", b"chunked"),), CHUNKED),
+    (b"GET", 200, (), UNTIL_CLOSE),
+    (b"POST", 500, (), UNTIL_CLOSE),
+]
+BAD_RESPONSE_FIELDS = [
+    ((b"Content-Length", b"1"), (b"Transfer-Encoding", b"chunked")),
+    ((b"Content-Length", b"1"), (b"Content-Length", b"2")),
+    ((b"Content-Length", b"x"),),
+    ((b"Content-Length", b"-1"),),
+    ((b"Content-Length", b"9" * 19),),
+    ((b"Transfer-Encoding", b"gzip"),),
+    ((b"Transfer-Encoding", b"gzip, chunked"),),
+]
+
+
+@pytest.mark.parametrize(("method", "status", "fields", "expected"), RESPONSE_BODIES)
 def test_response_body_framing(
     method: bytes,
     status: int,
@@ -195,16 +208,7 @@ def test_response_body_framing(
     assert response_body_framing(method, status, Headers(fields)) == expected
 
 
-@pytest.mark.parametrize(
-    "fields",
-    [
-        ((b"Content-Length", b"1"), (b"Transfer-Encoding", b"chunked")),
-        ((b"Content-Length", b"1"), (b"Content-Length", b"2")),
-        ((b"Content-Length", b"x"),),
-        ((b"Transfer-Encoding", b"gzip"),),
-        ((b"Transfer-Encoding", b"gzip, chunked"),),
-    ],
-)
+@pytest.mark.parametrize("fields", BAD_RESPONSE_FIELDS)
 def test_bad_response_framing_is_a_bad_gateway(
     fields: tuple[tuple[bytes, bytes], ...],
 ) -> None:
@@ -212,6 +216,55 @@ def test_bad_response_framing_is_a_bad_gateway(
     with pytest.raises(FramingError) as raised:
         response_body_framing(b"GET", 200, Headers(fields))
     assert raised.value.status == 502
+
+
+@pytest.mark.parametrize(("method", "status", "fields", "expected"), RESPONSE_BODIES)
+def test_response_framing_body(
+    method: bytes,
+    status: int,
+    fields: tuple[tuple[bytes, bytes], ...],
+    expected: BodyFraming,
+) -> None:
+    """The one-pass response_framing delimits bodies as response_body_framing does."""
+    framing, _ = response_framing(method, status, b"1.1", Headers(fields))
+    assert framing == expected
+
+
+@pytest.mark.parametrize("fields", BAD_RESPONSE_FIELDS)
+def test_response_framing_refuses_what_response_body_framing_refuses(
+    fields: tuple[tuple[bytes, bytes], ...],
+) -> None:
+    """The one-pass response_framing refuses unusable framing with a 502 too."""
+    with pytest.raises(FramingError) as raised:
+        response_framing(b"GET", 200, b"1.1", Headers(fields))
+    assert raised.value.status == 502
+
+
+@pytest.mark.parametrize(
+    ("method", "status", "version", "connection", "persists"),
+    [
+        (b"GET", 200, b"1.1", (), True),
+        (b"GET", 200, b"1.1", (b"close",), False),
+        (b"GET", 200, b"1.1", (b"Keep-Alive", b"x, Close"), False),
+        (b"GET", 200, b"1.0", (), False),
+        (b"GET", 200, b"1.0", (b"keep-alive",), True),
+        (b"HEAD", 200, b"1.1", (b"close",), False),
+        (b"GET", 204, b"1.0", (b"Keep-Alive",), True),
+    ],
+)
+def test_response_framing_persistence(
+    method: bytes,
+    status: int,
+    version: bytes,
+    connection: tuple[bytes, ...],
+    persists: bool,
+) -> None:
+    """response_framing says whether the response lets its connection persist."""
+    fields = [(b"Content-Length", b"0")]
+    fields += [(b"Connection", value) for value in connection]
+    headers = Headers(fields)
+    assert response_framing(method, status, version, headers)[1] is persists
+    assert connection_persists(version, headers) is persists
 
 
 @pytest.mark.parametrize(
@@ -232,6 +285,44 @@ def test_frame_request(body: BodyFraming, expected: list[tuple[bytes, bytes]]) -
     )
     frame_request(head, body)
     assert head.headers.pairs == [HOST, (b"X-Other", b"kept"), *expected]
+
+
+def test_frame_request_returns_the_connection_tokens() -> None:
+    """frame_request finds the Connection tokens in the same pass."""
+    head = request((b"Connection", b"Keep-Alive, Upgrade"), (b"X-Other", b"kept"))
+    assert frame_request(head, NO_BODY) == [b"keep-alive", b"upgrade"]
+    assert frame_request(request(), NO_BODY) == []
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [[HOST], [HOST, (b"Content-Length", b"7")]],
+)
+def test_frame_request_leaves_a_held_list_alone(
+    fields: list[tuple[bytes, bytes]],
+) -> None:
+    """Changing the framing fields gives the head a new list; a held one is kept."""
+    held = list(fields)
+    head = RequestHead(b"POST", b"/", Headers())
+    head.headers.pairs = held
+    frame_request(head, fixed_length(3))
+    assert held == fields
+    assert head.headers.pairs == [HOST, (b"Content-Length", b"3")]
+
+
+def test_frame_response_leaves_a_held_list_alone() -> None:
+    """A response head's own list (a cached one, shared) is never changed."""
+    for fields in ([HOST], [HOST, (b"Content-Length", b"7")]):
+        held = list(fields)
+        head = ResponseHead(200, b"OK", Headers())
+        head.headers.pairs = held
+        frame_response(head, b"GET", b"1.1", fixed_length(3), keep_alive=False)
+        assert held == fields
+        assert head.headers.pairs == [
+            HOST,
+            (b"Content-Length", b"3"),
+            (b"Connection", b"close"),
+        ]
 
 
 _RECEIVED = [

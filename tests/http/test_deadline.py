@@ -49,3 +49,49 @@ def test_cancel_drops_the_pending_call(clock: MemoryReactorClock) -> None:
     deadline.arm("idle", 5)
     deadline.cancel()
     assert clock.getDelayedCalls() == []
+
+
+def test_rearming_sooner_moves_the_call_earlier(clock: MemoryReactorClock) -> None:
+    """A deadline re-armed for sooner than the pending call expires on time."""
+    expired: list[str] = []
+    deadline: Deadline[str] = Deadline(clock, expired.append)
+    deadline.arm("idle", 75)
+    deadline.arm("head", 10)
+    clock.advance(10)
+    assert expired == ["head"]
+    assert clock.getDelayedCalls() == []
+
+
+def test_rearming_many_times_keeps_one_call(clock: MemoryReactorClock) -> None:
+    """Re-armed on every request, a deadline still fires once, at the last due time."""
+    expired: list[str] = []
+    deadline: Deadline[str] = Deadline(clock, expired.append)
+    for _ in range(5):
+        deadline.arm("idle", 60)
+        clock.advance(30)
+        deadline.disarm()
+    deadline.arm("idle", 60)
+    assert len(clock.getDelayedCalls()) == 1
+    clock.advance(59.9)
+    assert expired == []
+    clock.advance(0.1)
+    assert expired == ["idle"]
+    assert clock.getDelayedCalls() == []
+
+
+def test_rearming_in_the_callback_starts_afresh(clock: MemoryReactorClock) -> None:
+    """A deadline armed again by its own expiry counts from then."""
+    expired: list[str] = []
+
+    def again(kind: str) -> None:
+        expired.append(kind)
+        if len(expired) == 1:
+            deadline.arm("again", 5)
+
+    deadline: Deadline[str] = Deadline(clock, again)
+    deadline.arm("first", 5)
+    clock.advance(5)
+    clock.advance(4.9)
+    assert expired == ["first"]
+    clock.advance(0.1)
+    assert expired == ["first", "again"]

@@ -149,3 +149,21 @@ def test_restart_forgets_the_message_in_progress() -> None:
     reader.restart()
     reader.feed(b"GET /next HTTP/1.1\r\nHost: h\r\n\r\n")
     assert recorder.events[-2:] == [(b"/next", [(b"Host", b"h")], False), "complete"]
+
+
+def test_each_message_has_its_own_header_list() -> None:
+    """Without begun, heads still come; each head's fields are a new list."""
+    heads: list[list[tuple[bytes, bytes]]] = []
+    reader: MessageReader[httptools.HttpRequestParser] = MessageReader(
+        httptools.HttpRequestParser,
+        None,
+        lambda: heads.append(reader.headers),
+        lambda data: None,
+        lambda: None,
+        max_head_size=200,
+        max_field_count=5,
+    )
+    reader.feed(
+        b"GET /a HTTP/1.1\r\nHost: a\r\n\r\nGET /b HTTP/1.1\r\nHost: b\r\nX: 1\r\n\r\n"
+    )
+    assert heads == [[(b"Host", b"a")], [(b"Host", b"b"), (b"X", b"1")]]

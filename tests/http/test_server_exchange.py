@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import weakref
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import pytest
@@ -189,6 +191,95 @@ def test_send_response_relays_a_body_stream(clock: MemoryReactorClock) -> None:
     assert transport.value().endswith(b"5\r\nearly\r\n4\r\nlate\r\n0\r\n\r\n")
 
 
+class WriteLog(StringTransport):
+    """A StringTransport that also keeps each write apart."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(data)
+        super().write(data)
+
+
+def logged_exchange(
+    clock: MemoryReactorClock, request: bytes
+) -> tuple[ServerExchange, WriteLog]:
+    """The exchange of ``request`` on a connection that logs each write."""
+    handler = Handler()
+    transport = WriteLog()
+    protocol = HTTPServerProtocol(clock, handler)
+    protocol.makeConnection(transport)
+    protocol.dataReceived(request)
+    [exchange] = handler.exchanges
+    return exchange, transport
+
+
+OK_HEAD = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n" + DATE + b"\r\n"
+
+
+def test_head_and_ready_body_go_out_in_one_write(clock: MemoryReactorClock) -> None:
+    """A relayed response whose body is already there is one write, head first."""
+    exchange, transport = logged_exchange(clock, GET11)
+    body = BodyStream(Origin(), 100)
+    body.feed(b"hello")
+    body.end()
+    exchange.send_response(ResponseHead(200), fixed_length(5), body)
+    assert transport.writes == [OK_HEAD + b"hello"]
+    assert not exchange.closed
+
+
+def test_head_goes_out_at_once_when_no_body_is_ready(
+    clock: MemoryReactorClock,
+) -> None:
+    """The head is not held back for a body that has not come yet."""
+    exchange, transport = logged_exchange(clock, GET11)
+    body = BodyStream(Origin(), 100)
+    exchange.send_response(ResponseHead(200), fixed_length(5), body)
+    assert transport.writes == [OK_HEAD]
+    body.feed(b"hello")
+    body.end()
+    assert transport.writes == [OK_HEAD, b"hello"]
+
+
+def test_head_waits_for_a_client_that_reads_nothing(clock: MemoryReactorClock) -> None:
+    """While the client's socket is full, the head goes out without the body."""
+    exchange, transport = logged_exchange(clock, GET11)
+    transport.producer.pauseProducing()
+    body = BodyStream(Origin(), 100)
+    body.feed(b"hello")
+    exchange.send_response(ResponseHead(200), fixed_length(5), body)
+    assert transport.writes == [OK_HEAD]
+    transport.producer.resumeProducing()
+    assert transport.writes == [OK_HEAD, b"hello"]
+
+
+def test_empty_chunked_body_ends_with_its_head(clock: MemoryReactorClock) -> None:
+    """An empty streamed body that already ended is one write: head, last chunk."""
+    exchange, transport = logged_exchange(clock, GET11)
+    body = BodyStream(Origin(), 100)
+    body.end()
+    exchange.send_response(ResponseHead(200), CHUNKED, body)
+    [written] = transport.writes
+    assert written.startswith(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n")
+    assert written.endswith(b"\r\n\r\n0\r\n\r\n")
+
+
+def test_refused_send_response_writes_nothing(
+    clock: MemoryReactorClock, logged: LogCapture
+) -> None:
+    """A second response is refused whole: nothing of it is written."""
+    exchange, transport = logged_exchange(clock, GET11)
+    exchange.send_local(LocalResponse(204))
+    writes = list(transport.writes)
+    body = BodyStream(Origin(), 100)
+    body.feed(b"hello")
+    exchange.send_response(ResponseHead(200), fixed_length(5), body)
+    assert transport.writes == writes
+    assert len(logged.errors()) == 1
+
+
 def test_send_response_without_body(clock: MemoryReactorClock) -> None:
     """A relayed response without a body is complete at once."""
     exchange, transport = exchange_for(clock, GET11)
@@ -243,3 +334,35 @@ def test_interim_status_is_not_a_response(
     assert transport.value() == b""
     assert not exchange.responded
     assert len(logged.errors()) == 2
+
+
+class Waiter:
+    """A handler waiting for its client, as the proxy glue does."""
+
+    def gone(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize(
+    "end",
+    [
+        lambda exchange: exchange.send_local(LocalResponse(204)),
+        lambda exchange: exchange.send_response(ResponseHead(200), NO_BODY, None),
+        lambda exchange: exchange.abort(),
+        lambda exchange: exchange.fail_request(408, "too slow"),
+    ],
+    ids=["send_local", "send_response", "abort", "fail_request"],
+)
+def test_an_ended_exchange_lets_go_of_its_handler(
+    clock: MemoryReactorClock, end: Callable[[ServerExchange], None]
+) -> None:
+    """Once over, the exchange drops on_client_gone: no cycle keeps the handler."""
+    exchange, _ = exchange_for(clock, GET11)
+    waiter = Waiter()
+    exchange.on_client_gone = waiter.gone
+    left = weakref.ref(waiter)
+    del waiter
+    assert left() is not None
+    end(exchange)
+    assert exchange.on_client_gone is None
+    assert left() is None
