@@ -381,10 +381,10 @@ def test_stale_if_error_with_the_origin_down(start_edgeproxy: Any) -> None:
 def test_large_response_passes_through_uncached_in_flat_memory(
     origin: CacheOrigin, start_edgeproxy: Any
 ) -> None:
-    """256 MiB over max_object_size stream through, unstored, in bounded memory."""
+    """1 GiB over max_object_size streams through, unstored, in bounded memory."""
     port, admin = free_port(), free_port()
     process = start_edgeproxy(config(port, origin, admin), port)
-    size = 256 * MIB
+    size = 1024 * MIB
     path = unique("large")
     target = url(path, cc="max-age=60", size=str(size)).encode()
     received = 0
