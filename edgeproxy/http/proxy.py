@@ -20,6 +20,7 @@ here: 405 on a route without a cache, 403 from clients outside the cache's
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from twisted.internet.defer import CancelledError, Deferred
@@ -206,11 +207,19 @@ class ProxiedRequest:
         self.ran = ran
         if self.gone:
             return
+        self._guarded(lambda: self._proceed(answer))
+
+    def _guarded(self, step: Callable[[], None]) -> None:
+        """
+        Run ``step``, answering 500 if it raises.
+
+        Code after a filter's Deferred, or in a retry, runs outside the server
+        protocol's own safety net: answer here, or the client would wait
+        forever.
+        """
         try:
-            self._proceed(answer)
+            step()
         except Exception:
-            # Code after a filter's Deferred runs outside the protocol's own
-            # safety net: answer here, or the client would wait forever.
             log.failure("proxying a request failed")
             self.exchange.send_local(LocalResponse.text(500, "Internal Server Error"))
 
@@ -439,11 +448,7 @@ class ProxiedRequest:
         self.fail(error)
 
     def _retry(self) -> None:
-        try:
-            self.try_server()
-        except Exception:
-            log.failure("retrying a request failed")
-            self.exchange.send_local(LocalResponse.text(500, "Internal Server Error"))
+        self._guarded(self.try_server)
 
     def _retry_status(self, response: UpstreamResponse, attempt: _Attempt) -> bool:
         """
