@@ -28,9 +28,10 @@ from twisted.internet.interfaces import IAddress, IProtocolFactory
 from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
 
+from edgeproxy.access_log.sink import AccessLog
 from edgeproxy.admin.status import admin_site
 from edgeproxy.config.model import ListenerConfig
-from edgeproxy.errors import ConfigError, PluginError
+from edgeproxy.errors import ConfigError, ConfigProblem, PluginError
 from edgeproxy.http.connection_pool import ConnectionPool
 from edgeproxy.http.listener import http_listener_factory
 from edgeproxy.snapshot import Snapshot, SnapshotHolder
@@ -92,6 +93,8 @@ class EdgeproxyService(MultiService):
         self.reloader = reloader
         self.holder = SnapshotHolder(snapshot)
         self.connections = ConnectionPool(reactor)
+        self.access_log = AccessLog()
+        self._use_access_log(snapshot)
         self._listening: dict[str, _Listening] = {}
         self._snapshot_services: list[IService] = []
         for listener in snapshot.config.listeners.values():
@@ -107,6 +110,7 @@ class EdgeproxyService(MultiService):
         """Stop the children, then close idle upstream connections."""
         result = super().stopService()
         self.connections.close_idle()
+        self.access_log.close()
         return result
 
     # --- reload -------------------------------------------------------------
@@ -123,6 +127,7 @@ class EdgeproxyService(MultiService):
             return False
         try:
             snapshot = self.reloader(self.holder.current)
+            self._use_access_log(snapshot)
         except (ConfigError, PluginError) as error:
             log.error(
                 "reload refused, the running configuration is kept:\n{error}",
@@ -159,6 +164,24 @@ class EdgeproxyService(MultiService):
             service.disownServiceParent()
         self._attach_snapshot_services(snapshot)
         self._warn_unverified(snapshot)
+
+    def _use_access_log(self, snapshot: Snapshot) -> None:
+        """
+        Write the access log where ``snapshot`` says, opening its file (again).
+
+        :raises ConfigError: when the file cannot be opened; nothing changes.
+        """
+        settings = snapshot.config.settings
+        try:
+            self.access_log.use_file(snapshot.access_log, settings.access_log_format)
+        except OSError as error:
+            problem = ConfigProblem(
+                snapshot.config.path,
+                "edgeproxy",
+                "access_log",
+                f"cannot be opened: {error.strerror or error}",
+            )
+            raise ConfigError([problem]) from None
 
     # --- children ---------------------------------------------------------------
 
@@ -241,7 +264,7 @@ class EdgeproxyService(MultiService):
     ) -> IProtocolFactory:
         if listener.protocol == "http":
             return http_listener_factory(
-                self.holder, listener, self.reactor, self.connections
+                self.holder, listener, self.reactor, self.connections, self.access_log
             )
         settings = TCPListenerSettings(
             **{

@@ -19,6 +19,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from edgeproxy.access_log.sink import STANDARD_OUTPUT
 from edgeproxy.balancing.split import TrafficSplit
 from edgeproxy.cache.disk import DiskCacheStore
 from edgeproxy.cache.memory import MemoryCacheStore
@@ -105,6 +106,8 @@ class Snapshot:
     :ivar health_checks: the health check of each upstream that has one.
     :ivar route_tables: for each http listener, its routes in order.
     :ivar caches: the cache of each ``[cache:NAME]``, by name.
+    :ivar access_log: the access log's file made absolute, ``-`` for
+        standard output, or ``None`` when off.
     """
 
     config: Config
@@ -115,6 +118,7 @@ class Snapshot:
     caches: Mapping[str, SharedCache] = dataclasses.field(
         default_factory=lambda: MappingProxyType({})
     )
+    access_log: str | None = None
 
 
 class SnapshotHolder:
@@ -198,6 +202,7 @@ def build_snapshot(
         if upstream.health is not None
     }
     caches = _caches(config, environment, previous, builder.problems)
+    access_log = _access_log(config, environment, builder.problems)
     if builder.problems:
         raise ConfigError(builder.problems)
     if previous is not None:
@@ -231,7 +236,28 @@ def build_snapshot(
         health_checks=MappingProxyType(health_checks),
         route_tables=MappingProxyType(route_tables),
         caches=MappingProxyType(caches),
+        access_log=access_log,
     )
+
+
+def _access_log(
+    config: Config, environment: PluginEnvironment, problems: list[ConfigProblem]
+) -> str | None:
+    """The access log's path made absolute; its directory must exist."""
+    path = config.settings.access_log
+    if path is None or path == STANDARD_OUTPUT:
+        return path
+    resolved = environment.resolve(path)
+    if not resolved.parent.is_dir():
+        problems.append(
+            ConfigProblem(
+                config.path,
+                "edgeproxy",
+                "access_log",
+                f"the directory {str(resolved.parent)!r} does not exist",
+            )
+        )
+    return str(resolved)
 
 
 def _caches(

@@ -153,7 +153,12 @@ def makeService(options: Options) -> IService:
     def reload(previous: Snapshot) -> Snapshot:
         return load(path, discover(), reactor, log_transition, previous)
 
-    service = EdgeproxyService(snapshot, reactor, reload)
+    try:
+        service = EdgeproxyService(snapshot, reactor, reload)
+    except ConfigError as error:
+        for problem in error.problems:
+            sys.stderr.write(f"{problem}\n")
+        raise SystemExit(1) from None
     ReloadOnSignal(service, reactor).setServiceParent(service)
     if options["demo-upstreams"]:
         from edgeproxy.demo import demo_upstreams

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,9 +14,10 @@ from twisted.internet.testing import MemoryReactorClock
 from twisted.plugin import IPlugin
 from zope.interface import implementer
 
-from edgeproxy.config.loader import parse_config
+from edgeproxy.config.loader import load_config, parse_config
 from edgeproxy.core.context import RequestContext
 from edgeproxy.core.message import RequestHead, ResponseHead
+from edgeproxy.errors import ConfigError
 from edgeproxy.http.server import HTTPServerProtocol
 from edgeproxy.interfaces import IFilter, IFilterFactory
 from edgeproxy.plugin_environment import PluginEnvironment
@@ -213,3 +215,82 @@ def test_holder_starts_with_the_snapshot() -> None:
     snapshot = make_snapshot(reactor)
     service = EdgeproxyService(snapshot, reactor)
     assert service.holder.current is snapshot
+
+
+# --- the access log ---------------------------------------------------------------
+
+
+def access_logged_service(
+    tmp_path: Path, access_log: str
+) -> tuple[EdgeproxyService, MemoryReactorClock]:
+    """The test service with ``access_log`` set, its config file in ``tmp_path``."""
+    reactor = MemoryReactorClock()
+    text = CONFIG.format(filters="").replace(
+        "[edgeproxy]\n", f"[edgeproxy]\naccess_log = {access_log}\n"
+    )
+    config_path = tmp_path / "edgeproxy.ini"
+    config_path.write_text(text)
+    snapshot = build_snapshot(
+        load_config(str(config_path)), REGISTRY, environment(reactor, tmp_path)
+    )
+    return EdgeproxyService(snapshot, reactor), reactor
+
+
+def test_access_log_is_written_relative_to_the_config_file(tmp_path: Path) -> None:
+    """access_log = logs/access.log writes beside the configuration file."""
+    (tmp_path / "logs").mkdir()
+    service, reactor = access_logged_service(tmp_path, "logs/access.log")
+    protocol = service._listening["tcp:8080"].factory.buildProtocol(
+        IPv4Address("TCP", "192.0.2.7", 40000)
+    )
+    assert isinstance(protocol, HTTPServerProtocol)
+    client = Client(protocol)
+    client.send(b"GET /x HTTP/1.1\r\nHost: a.example\r\n\r\n")
+    Upstreams(reactor).refuse()
+    line = (tmp_path / "logs" / "access.log").read_bytes()
+    assert b"192.0.2.7 - - [" in line
+    assert b'"GET /x HTTP/1.1" 502 ' in line
+    assert b"route=site upstream=10.0.0.1:80" in line
+
+
+def test_a_missing_access_log_directory_is_a_config_problem(tmp_path: Path) -> None:
+    """The problem names the file, [edgeproxy] and access_log."""
+    with pytest.raises(ConfigError) as raised:
+        access_logged_service(tmp_path, "nowhere/access.log")
+    [problem] = raised.value.problems
+    assert (problem.section, problem.key) == ("edgeproxy", "access_log")
+    assert "does not exist" in problem.message
+
+
+def test_an_access_log_that_cannot_be_opened_is_a_config_problem(
+    tmp_path: Path,
+) -> None:
+    """A path that cannot be opened for appending fails the start, naming the key."""
+    (tmp_path / "taken").mkdir()
+    with pytest.raises(ConfigError) as raised:
+        access_logged_service(tmp_path, "taken")
+    [problem] = raised.value.problems
+    assert str(problem).startswith(
+        f"{tmp_path / 'edgeproxy.ini'}: [edgeproxy] access_log"
+    )
+    assert "cannot be opened" in problem.message
+
+
+def test_reload_opens_the_access_log_again(tmp_path: Path) -> None:
+    """After logrotate moved the file, a reload writes to a new file at the path."""
+    service, reactor = access_logged_service(tmp_path, "access.log")
+    service.reloader = lambda previous: build_snapshot(
+        load_config(str(tmp_path / "edgeproxy.ini")),
+        REGISTRY,
+        environment(reactor, tmp_path),
+        previous=previous,
+    )
+    (tmp_path / "access.log").rename(tmp_path / "access.log.1")
+    assert service.reload()
+    protocol = service._listening["tcp:8080"].factory.buildProtocol(None)
+    assert isinstance(protocol, HTTPServerProtocol)
+    client = Client(protocol)
+    client.send(b"GET /after HTTP/1.1\r\nHost: a.example\r\n\r\n")
+    Upstreams(reactor).refuse()
+    assert b"/after" in (tmp_path / "access.log").read_bytes()
+    assert b"/after" not in (tmp_path / "access.log.1").read_bytes()

@@ -208,6 +208,22 @@ def _positive_duration(text: str) -> float:
     return seconds
 
 
+def _access_log(text: str) -> str | None:
+    path = text.strip()
+    if path.lower() in ("", "off", "no"):
+        return None
+    return path
+
+
+def _access_log_format(text: str) -> str:
+    name = text.strip().lower()
+    if name not in ("combined", "json"):
+        raise ValueError(
+            f"{text.strip()!r} is not an access log format (combined, json)"
+        )
+    return name
+
+
 @dataclass(frozen=True)
 class GlobalSettings:
     """The ``[edgeproxy]`` section: settings of the whole process."""
@@ -217,6 +233,21 @@ class GlobalSettings:
         "Endpoint of the admin surface (JSON status), e.g. "
         "``tcp:9901:interface=127.0.0.1``.  Off when not given.",
         default=None,
+    )
+    access_log: str | None = setting(
+        _access_log,
+        "Where to write one line per HTTP request: a file (relative to the "
+        "configuration file's directory; its directory must exist), ``-`` for "
+        "standard output, or ``off`` (the default).  The file is opened again "
+        "on reload (``SIGHUP``), for log rotation.",
+        default=None,
+    )
+    access_log_format: str = setting(
+        _access_log_format,
+        "``combined`` (nginx's combined format followed by ``rt=`` seconds, "
+        "``route=``, ``upstream=``, ``rid=`` request id and ``reason=`` of "
+        "local answers) or ``json`` (one object per line).",
+        default="combined",
     )
 
 

@@ -14,6 +14,8 @@ class RequestContext:
     :ivar route: the name of the matched route, or ``None`` (TCP, or not routed yet).
     :ivar request: the request head, or ``None`` for a TCP connection.
     :ivar consumer: the identity an authentication filter established, or ``None``.
+    :ivar upstream: the server (``host:port``) the request was last sent to,
+        or ``None`` before one (and for answers made without one).
     :ivar started: when the request started, in the reactor's seconds.
     :ivar response_headers: fields to add to the response sent to the client
         (a strategy setting a sticky cookie, a filter adding a rate-limit header).
@@ -30,6 +32,7 @@ class RequestContext:
         "response_headers",
         "route",
         "started",
+        "upstream",
     )
 
     def __init__(
@@ -46,6 +49,7 @@ class RequestContext:
         self.route = route
         self.started = started
         self.consumer: str | None = None
+        self.upstream: str | None = None
         self.response_headers = Headers()
         self.notes: dict[str, object] = {}
 

@@ -188,24 +188,36 @@ class LocalResponse:
     An answer made by edgeproxy itself (an error, a redirect, a filter's refusal).
 
     The body is small and whole; ``Content-Length`` is added when it is sent.
+
+    :ivar reason: why edgeproxy answered, for the access log (``None``: the
+        status says it all, as for a redirect).
     """
 
-    __slots__ = ("body", "headers", "status")
+    __slots__ = ("body", "headers", "reason", "status")
 
     def __init__(
-        self, status: int, body: bytes = b"", headers: Headers | None = None
+        self,
+        status: int,
+        body: bytes = b"",
+        headers: Headers | None = None,
+        reason: str | None = None,
     ) -> None:
         self.status = status
         self.body = body
         self.headers = headers if headers is not None else Headers()
+        self.reason = reason
 
     @classmethod
     def text(cls, status: int, message: str) -> LocalResponse:
-        """A ``text/plain`` answer with ``message`` and a newline as its body."""
+        """
+        A ``text/plain`` answer with ``message`` and a newline as its body;
+        ``message`` is its reason too.
+        """
         return cls(
             status,
             message.encode("utf-8") + b"\n",
             Headers([(b"Content-Type", b"text/plain; charset=utf-8")]),
+            reason=message,
         )
 
     def __repr__(self) -> str:

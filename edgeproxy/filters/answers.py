@@ -79,7 +79,8 @@ def local_answer(
 
     :param request: the request answered (its ``Accept`` picks JSON or text);
         ``None`` answers in text.
-    :param message: one short sentence for the client, without the reason phrase.
+    :param message: one short sentence for the client, without the reason
+        phrase; the access log's reason too.
     :param headers: fields to add, such as ``WWW-Authenticate`` or ``Retry-After``.
     """
     try:
@@ -97,7 +98,7 @@ def local_answer(
     fields = Headers([(b"Content-Type", content_type), (b"Vary", b"Accept")])
     for name, value in headers:
         fields.add(name, value)
-    return LocalResponse(status, body, fields)
+    return LocalResponse(status, body, fields, reason=message)
 
 
 def quoted_string(text: str) -> str:

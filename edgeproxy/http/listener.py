@@ -6,7 +6,9 @@ from typing import Any
 
 from twisted.internet.interfaces import IProtocolFactory
 
+from edgeproxy.access_log.sink import AccessLog
 from edgeproxy.config.model import ListenerConfig
+from edgeproxy.http.access import ExchangeLogger
 from edgeproxy.http.connection_pool import ConnectionPool
 from edgeproxy.http.proxy import ProxyRequestHandler
 from edgeproxy.http.server import HTTPServerFactory
@@ -43,10 +45,11 @@ def http_listener_factory(
     listener: ListenerConfig,
     reactor: Any,
     connections: ConnectionPool,
+    access_log: AccessLog | None = None,
 ) -> IProtocolFactory:
     """
     The protocol factory of one ``http`` listener, behind TLS when it has
-    ``tls_certificates``.
+    ``tls_certificates``; ``access_log`` gets a record of each request.
 
     :raises ValueError: when a certificate cannot be served (the loader
         reported it already, unless the file changed since).
@@ -55,7 +58,8 @@ def http_listener_factory(
     secure = tls is not None or is_tls_endpoint(listener.endpoint)
     scheme = b"https" if secure else b"http"
     handler = ProxyRequestHandler(holder, listener.name, scheme, reactor, connections)
-    factory = HTTPServerFactory(reactor, handler, server_settings(listener))
+    access = ExchangeLogger(access_log, reactor) if access_log is not None else None
+    factory = HTTPServerFactory(reactor, handler, server_settings(listener), access)
     if tls is None:
         return factory
     return tls_server_factory(tls, factory, reactor)

@@ -170,6 +170,7 @@ class ProxiedRequest:
         # (the cache's conditional or unconditional version of it).
         self.upstream_request: RequestHead | None = None
         exchange.on_client_gone = self._client_gone
+        exchange.context = self.context
 
     # --- request side ------------------------------------------------------
 
@@ -225,14 +226,21 @@ class ProxiedRequest:
 
     def _proceed(self, answer: LocalResponse | None) -> None:
         assert self.route is not None
-        if answer is not None:
-            self.respond_local(answer)
-            return
         route = self.route
+        if answer is not None:
+            # The filter that answered is the last one that ran.
+            name = route.config.filters[self.ran - 1]
+            reason = (
+                f"filter {name}: {answer.reason}" if answer.reason else f"filter {name}"
+            )
+            self.respond_local(answer, reason)
+            return
         specs = route.specs
         request = self.exchange.request
         if specs.redirect is not None:
-            self.respond_local(redirect_response(specs.redirect, request, self.host))
+            self.respond_local(
+                redirect_response(specs.redirect, request, self.host), "redirect"
+            )
             return
         if request.method == b"PURGE":
             self.respond_local(
@@ -250,7 +258,7 @@ class ProxiedRequest:
         if cache is None:
             target = route.target_for(self.context)
             if target is None:
-                self.respond_local(error_response(503))
+                self.respond_local(error_response(503), "no server available")
                 return
             self.target = target
         public_target = request.target
@@ -322,6 +330,7 @@ class ProxiedRequest:
             self.fail(self.last_error or error)
             return
         self.tried.add(server.key)
+        self.context.upstream = server.key
         attempt = _Attempt(server, now)
         target.pool.started(server, now)
         d = self.handler.connections.acquire(
@@ -588,24 +597,29 @@ class ProxiedRequest:
                 route=self.context.route,
                 reason=error.reason,
             )
-        self.respond_local(error_response(status))
+        reason = error.reason if error is not None else "the request failed here"
+        self.respond_local(error_response(status), reason)
 
-    def respond_local(self, answer: LocalResponse) -> None:
-        """Send an answer made here, through the response filters that ran."""
+    def respond_local(self, answer: LocalResponse, reason: str | None = None) -> None:
+        """
+        Send an answer made here, through the response filters that ran.
+
+        :param reason: the access log's reason, instead of the answer's own.
+        """
         route = self.route
         # A filter may hand out one answer object for every request: copy.
         head = ResponseHead(answer.status, b"", answer.headers.copy())
         head.headers.pairs.extend(self.context.response_headers.pairs)
-        if route is None or self.ran == 0:
-            self.exchange.send_local(
-                LocalResponse(head.status, answer.body, head.headers)
-            )
-            return
+        reason = reason or answer.reason
 
         def send() -> None:
             self.exchange.send_local(
-                LocalResponse(head.status, answer.body, head.headers)
+                LocalResponse(head.status, answer.body, head.headers, reason)
             )
+
+        if route is None or self.ran == 0:
+            send()
+            return
 
         def broken() -> None:
             self.exchange.send_local(filter_failed())

@@ -51,6 +51,7 @@ from edgeproxy.core.framing import (
     inspect_request,
 )
 from edgeproxy.core.message import LocalResponse, RequestHead, ResponseHead, headers_of
+from edgeproxy.http.access import ExchangeLogger
 from edgeproxy.http.body import BodyStream
 from edgeproxy.http.deadline import Deadline
 from edgeproxy.http.message_reader import MessageError, MessageReader
@@ -99,10 +100,12 @@ class HTTPServerProtocol(FlowControlledProtocol):
         reactor: IReactorTime,
         handler: RequestHandler,
         settings: ServerSettings | None = None,
+        access: ExchangeLogger | None = None,
     ) -> None:
         super().__init__()
         self._reactor = reactor
         self._handler = handler
+        self._access = access
         self._settings = settings = settings or ServerSettings()
         self._reader: MessageReader[httptools.HttpRequestParser] = MessageReader(
             httptools.HttpRequestParser,
@@ -282,6 +285,9 @@ class HTTPServerProtocol(FlowControlledProtocol):
             received_at=self._reactor.seconds(),
             upgrade=parser.should_upgrade(),
         )
+        access = self._access
+        if access is not None and access.enabled:
+            exchange.on_end = access.log_exchange
         # body.has_body, without a call: a request body is chunked or has a length.
         if body.length or body.kind is BodyKind.CHUNKED:
             exchange.body = BodyStream(exchange, settings.body_buffer_size)
@@ -354,6 +360,9 @@ class HTTPServerProtocol(FlowControlledProtocol):
         self._pending_error = error
 
     def _send_error(self, error: MessageError) -> None:
+        access = self._access
+        if access is not None and access.enabled:
+            access.log_refusal(self._client_host, error.status, error.reason)
         response = LocalResponse.text(error.status, error.reason)
         if error.status == 405:
             response.headers.add(b"Allow", _FORWARDED_METHODS)
@@ -446,14 +455,18 @@ class HTTPServerFactory(Factory):
         reactor: IReactorTime,
         handler: RequestHandler,
         settings: ServerSettings | None = None,
+        access: ExchangeLogger | None = None,
     ) -> None:
         self._reactor = reactor
         self._handler = handler
         self._settings = settings or ServerSettings()
+        self._access = access
 
     def buildProtocol(self, addr: IAddress | None) -> HTTPServerProtocol:
         """A protocol for one new connection."""
-        protocol = HTTPServerProtocol(self._reactor, self._handler, self._settings)
+        protocol = HTTPServerProtocol(
+            self._reactor, self._handler, self._settings, self._access
+        )
         protocol.factory = self
         return protocol
 

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from twisted.internet.interfaces import IProtocol, IPushProducer
 from twisted.logger import Logger
 
+from edgeproxy.core.context import RequestContext
 from edgeproxy.core.framing import (
     LAST_CHUNK,
     BodyFraming,
@@ -97,6 +98,14 @@ class ServerExchange:
     :ivar on_client_gone: called (once, with no argument) if the client
         disconnects before the response is complete; the handler may set it,
         for example to a ``Deferred``'s ``cancel``.
+    :ivar status: the status of the response sent, 0 before one.
+    :ivar body_bytes: how many bytes of response body were sent.
+    :ivar reason: why the response was made here (a local answer's
+        :attr:`~edgeproxy.core.message.LocalResponse.reason`), else ``None``.
+    :ivar context: the handler's :class:`RequestContext` (route, consumer,
+        notes), for the access log; ``None`` until the handler sets it.
+    :ivar on_end: called once with the exchange when it is over (finished,
+        dropped or left by the client); the access log's hook.
     """
 
     __slots__ = (
@@ -109,13 +118,18 @@ class ServerExchange:
         "_remaining",
         "_state",
         "body",
+        "body_bytes",
         "client_host",
         "client_port",
+        "context",
         "framing",
         "on_client_gone",
+        "on_end",
+        "reason",
         "received_at",
         "request",
         "request_complete",
+        "status",
         "upgrade",
     )
 
@@ -140,6 +154,11 @@ class ServerExchange:
         self.upgrade = upgrade
         self.request_complete = False
         self.on_client_gone: Callable[[], object] | None = None
+        self.on_end: Callable[[ServerExchange], object] | None = None
+        self.context: RequestContext | None = None
+        self.status = 0
+        self.body_bytes = 0
+        self.reason: str | None = None
         self._persists = framing.keep_alive
         self._continue_pending = framing.expects_continue
         self._keep_alive = False
@@ -225,6 +244,7 @@ class ServerExchange:
         elif kind is BodyKind.UNTIL_CLOSE:
             self._mode = _UNTIL_CLOSE
         self._state = _STREAMING
+        self.status = head.status
         return response_bytes(head)
 
     def send_body(self, data: bytes) -> None:
@@ -235,6 +255,7 @@ class ServerExchange:
                     "send_body on {exchange!r} outside a response", exchange=self
                 )
             return
+        self.body_bytes += len(data)
         mode = self._mode
         if mode == _CHUNKED:
             data = chunk(data)
@@ -302,6 +323,7 @@ class ServerExchange:
         if self._state != _WAITING or response.status < 200:
             self._refuse("send_local", None)
             return
+        self.reason = response.reason
         self._write_local(response)
         self._end(_FINISHED)
         self._connection.response_finished(self, self._keep_alive)
@@ -346,6 +368,7 @@ class ServerExchange:
         if self._state != _WAITING or not self.upgrade or head.status != 101:
             self._refuse("switch_protocols", None)
             return
+        self.status = head.status
         self._end(_FINISHED)
         self._connection.write(response_bytes(head))
         self._connection.protocols_switched(protocol)
@@ -390,6 +413,7 @@ class ServerExchange:
             self.body.fail(FramingError(reason, status))
         if self._state == _WAITING:
             self._persists = False
+            self.reason = reason
             self._write_local(LocalResponse.text(status, reason))
             self._end(_CLOSED)
             self._connection.response_finished(self, False)
@@ -410,6 +434,7 @@ class ServerExchange:
                     callback()
                 except Exception:
                     _log.failure("on_client_gone of {exchange!r} failed", exchange=self)
+            self._ended()
 
     # --- internals -----------------------------------------------------------
 
@@ -420,6 +445,16 @@ class ServerExchange:
         # handler -> exchange -> bound method -> handler, so both are freed
         # at once by reference counting instead of by the cyclic collector.
         self.on_client_gone = None
+        self._ended()
+
+    def _ended(self) -> None:
+        on_end = self.on_end
+        if on_end is not None:
+            self.on_end = None
+            try:
+                on_end(self)
+            except Exception:
+                _log.failure("on_end of {exchange!r} failed", exchange=self)
 
     def _write_local(self, response: LocalResponse) -> None:
         head = ResponseHead(response.status, b"", Headers(response.headers.pairs))
@@ -433,6 +468,8 @@ class ServerExchange:
             date=self._connection.http_date(),
         )
         body = response.body if sent.kind is BodyKind.LENGTH else b""
+        self.status = response.status
+        self.body_bytes = len(body)
         self._connection.write(response_bytes(head, body))
 
     def _may_persist(self) -> bool:

@@ -112,6 +112,10 @@ def test_good_config() -> None:
         ),
         ("[route:r]\npath_prefix = /\n", ("route:r", "upstream", "required")),
         ("[upstream:u]\nbalance = x\n", ("upstream:u", "servers", "required")),
+        (
+            "[edgeproxy]\naccess_log_format = xml\n",
+            ("edgeproxy", "access_log_format", "is not an access log format"),
+        ),
         ("[cluster:x]\na = 1\n", ("cluster:x", "", "unknown section")),
         ("[DEFAULT]\na = 1\n", ("DEFAULT", "", "unknown section")),
         ("[listener]\nprotocol = http\n", ("listener", "", "unknown section")),
