@@ -273,7 +273,7 @@ class EdgeproxyService(MultiService):
             }
         )
         return TCPListenerFactory(
-            self.holder, listener.name, settings, self.reactor, counts
+            self.holder, listener.name, settings, self.reactor, counts, self.access_log
         )
 
 

@@ -42,6 +42,8 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from edgeproxy.access_log.record import SessionRecord
+from edgeproxy.access_log.sink import AccessLog
 from edgeproxy.core.addresses import AddressSet, parse_address
 from edgeproxy.core.context import RequestContext
 from edgeproxy.core.proxy_protocol import (
@@ -117,6 +119,7 @@ class TCPListenerFactory(Factory):
     :param listener_name: the listener's name (``[listener:NAME]``).
     :param settings: its settings.
     :param reactor: connects to servers and keeps time.
+    :param access_log: gets a record of each connection when it closes.
     :raises ValueError: if ``allow`` or ``deny`` has an entry that is not an
         address or CIDR network.
     :ivar open_connections: client connections open now (those refused for
@@ -132,8 +135,10 @@ class TCPListenerFactory(Factory):
         settings: TCPListenerSettings,
         reactor: IReactorTCP,
         counts: ConnectionCounts | None = None,
+        access_log: AccessLog | None = None,
     ) -> None:
         self.holder = holder
+        self.access_log = access_log
         self.listener_name = listener_name
         self.settings = settings
         self.reactor = reactor
@@ -212,11 +217,14 @@ class _ClientConnection(Protocol):
         self._tried: set[str] = set()
         self._attempt: _Attempt | None = None
         self._connected: _Attempt | None = None
+        self._accepted = 0.0
+        self._failure: str | None = None
 
     def connectionMade(self) -> None:
         """Refuse or admit the client; wait for its PROXY header if need be."""
         factory = self._factory
         transport = self._transport
+        self._accepted = self._clock.seconds()
         self._client = _socket_address(transport.getPeer())
         self._local = _socket_address(transport.getHost())
         cap = self._settings.max_connections
@@ -288,7 +296,28 @@ class _ClientConnection(Protocol):
             client=_format(self._client),
             reason=reason,
         )
+        self._log_session(None, 0, 0, f"refused: {reason}")
         self._transport.loseConnection()
+
+    def _log_session(
+        self, upstream: str | None, bytes_in: int, bytes_out: int, end: str
+    ) -> None:
+        access_log = self._factory.access_log
+        if access_log is None or not access_log.enabled:
+            return
+        now = self._clock.seconds()
+        client = self._client
+        record = SessionRecord(
+            client=self._client_host(),
+            client_port=client[1] if client is not None else 0,
+            listener=self._factory.listener_name,
+            upstream=upstream,
+            bytes_in=bytes_in,
+            bytes_out=bytes_out,
+            duration=max(0.0, now - self._accepted),
+            end=end,
+        )
+        access_log.log(record, now)
 
     def _admit(self, first_bytes: bytes) -> None:
         host = self._client_host()
@@ -330,6 +359,7 @@ class _ClientConnection(Protocol):
                 client=_format(self._client),
                 reason=str(error),
             )
+            self._failure = "no server available"
             self._tunnel.close()
             return
         pool.started(server, now)
@@ -396,6 +426,12 @@ class _ClientConnection(Protocol):
             # module does): a session the server ended, even by a reset, was
             # served.
             self._pool.finished(connected.server, now, connected.elapsed, False)
+        self._log_session(
+            connected.server.key if connected is not None else None,
+            stats.client_to_server,
+            stats.server_to_client,
+            self._failure or stats.reason.value,
+        )
 
     # --- the rest of IProtocol / IHalfCloseableProtocol ----------------------------
 

@@ -18,6 +18,8 @@ from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import capturedLogs
 from twisted.python.failure import Failure
 
+from edgeproxy.access_log.record import SessionRecord
+from edgeproxy.access_log.sink import AccessLog
 from edgeproxy.config.loader import parse_config
 from edgeproxy.core.proxy_protocol import build_v1, build_v2
 from edgeproxy.plugin_environment import PluginEnvironment
@@ -376,3 +378,73 @@ def test_bad_networks_are_refused_when_the_factory_is_built() -> None:
     """A bad allow/deny entry is a ValueError naming it."""
     with pytest.raises(ValueError, match="not-a-network"):
         Harness(TCPListenerSettings(deny=("not-a-network",)))
+
+
+# --- the access log ----------------------------------------------------------------
+
+
+class SessionRecords:
+    """The records an access log publishes, as an observer of it."""
+
+    def __init__(self, access_log: AccessLog) -> None:
+        self.records: list[SessionRecord] = []
+        access_log.add_observer(self)
+
+    def __call__(self, event: Any) -> None:
+        self.records.append(event["record"])
+
+
+def logged_harness(
+    settings: TCPListenerSettings | None = None, servers: str = SERVERS
+) -> tuple[Harness, list[SessionRecord]]:
+    """A harness whose listener logs each connection, and its records."""
+    harness = Harness(settings, servers)
+    access_log = AccessLog()
+    harness.factory.access_log = access_log
+    return harness, SessionRecords(access_log).records
+
+
+def test_a_closed_session_is_logged_with_its_server_bytes_and_end() -> None:
+    """One record per connection: client, server, bytes each way, time, end."""
+    harness, records = logged_harness()
+    client, _ = harness.client(port=40001)
+    harness.reactor.advance(0.5)
+    server, _ = harness.accept()
+    client.dataReceived(b"12345")
+    server.dataReceived(b"abc")
+    harness.reactor.advance(2)
+    assert records == []
+    client.connectionLost(CLEAN)
+    server.connectionLost(CLEAN)
+    [record] = records
+    assert (record.client, record.client_port, record.listener) == (
+        "192.0.2.7",
+        40001,
+        "db",
+    )
+    assert (record.upstream, record.bytes_in, record.bytes_out) == (
+        "10.0.0.1:5432",
+        5,
+        3,
+    )
+    assert (record.duration, record.end) == (2.5, "closed")
+
+
+def test_a_refused_connection_is_logged_with_why() -> None:
+    """A client refused by allow/deny is one record with no server."""
+    harness, records = logged_harness(TCPListenerSettings(deny=("192.0.2.0/24",)))
+    harness.client()
+    [record] = records
+    assert record.upstream is None
+    assert record.end == "refused: denied by allow/deny"
+
+
+def test_no_server_left_is_logged_as_such() -> None:
+    """When every server refused, the record says no server was available."""
+    harness, records = logged_harness(servers="10.0.0.1:5432")
+    client, client_transport = harness.client()
+    harness.refuse()
+    assert client_transport.disconnecting
+    client.connectionLost(CLEAN)
+    [record] = records
+    assert (record.upstream, record.end) == (None, "no server available")

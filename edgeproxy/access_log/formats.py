@@ -11,6 +11,15 @@ edgeproxy's own fields as ``key=value`` pairs (one line, folded here)::
 
 ``json`` writes one JSON object per line with the same facts.  Times are UTC.
 
+A TCP connection (a :class:`~edgeproxy.access_log.record.SessionRecord`) has a
+line of its own shape in ``combined``, after HAProxy's ``tcplog``::
+
+    203.0.113.7:51234 [23/Nov/2026:10:00:00 +0000] db 10.0.0.5:5432 12.042
+    1830 96211 end="closed"
+
+(client, time, listener, server, seconds, bytes from the client, bytes to the
+client, how it ended) and ``"kind": "tcp"`` in ``json``.
+
 Every byte a client chose (target, ``Referer``, ``User-Agent``...) is escaped
 in ``combined``: ``"``, ``\\``, control characters and bytes outside ASCII as
 ``\\xHH``, so that no request can forge a line or a field.
@@ -21,11 +30,12 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
-from edgeproxy.access_log.record import AccessRecord
+from edgeproxy.access_log.record import AccessRecord, SessionRecord
 
 LineFormat = Callable[[AccessRecord, float], bytes]
+SessionFormat = Callable[[SessionRecord, float], bytes]
 
 _UNSAFE = re.compile(rb"[^\x21\x23-\x5b\x5d-\x7e ]")
 _MONTHS = (
@@ -103,12 +113,20 @@ def _decoded(value: bytes | None) -> str | None:
     return None if value is None else value.decode("latin-1")
 
 
-def json_line(record: AccessRecord, when: float) -> bytes:
-    """One JSON object for ``record`` logged at ``when``, with its newline."""
+def _iso_time(when: float) -> str:
     seconds = int(when)
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+    return f"{stamp}.{int((when - seconds) * 1000):03d}Z"
+
+
+def _json(document: Mapping[str, object]) -> bytes:
+    return json.dumps(document, separators=(",", ":")).encode("ascii") + b"\n"
+
+
+def json_line(record: AccessRecord, when: float) -> bytes:
+    """One JSON object for ``record`` logged at ``when``, with its newline."""
     document = {
-        "time": f"{stamp}.{int((when - seconds) * 1000):03d}Z",
+        "time": _iso_time(when),
         "client": record.client,
         "peer": record.peer,
         "method": _decoded(record.method) or None,
@@ -126,8 +144,44 @@ def json_line(record: AccessRecord, when: float) -> bytes:
         "request_id": record.request_id,
         "reason": record.reason,
     }
-    return json.dumps(document, separators=(",", ":")).encode("ascii") + b"\n"
+    return _json(document)
 
 
-FORMATS: dict[str, LineFormat] = {"combined": combined, "json": json_line}
-"""The formats ``access_log_format`` may name."""
+def session_line(record: SessionRecord, when: float) -> bytes:
+    """The ``combined`` format's line for a TCP connection."""
+    return b'%s:%d [%s] %s %s %.3f %d %d end="%s"\n' % (
+        escape(record.client.encode("ascii", "replace")),
+        record.client_port,
+        common_log_time(when).encode("ascii"),
+        _text(record.listener),
+        _text(record.upstream),
+        record.duration,
+        record.bytes_in,
+        record.bytes_out,
+        _text(record.end),
+    )
+
+
+def session_json_line(record: SessionRecord, when: float) -> bytes:
+    """The ``json`` format's line for a TCP connection."""
+    return _json(
+        {
+            "time": _iso_time(when),
+            "kind": "tcp",
+            "client": record.client,
+            "client_port": record.client_port,
+            "listener": record.listener,
+            "upstream": record.upstream,
+            "duration": round(record.duration, 6),
+            "bytes_in": record.bytes_in,
+            "bytes_out": record.bytes_out,
+            "end": record.end,
+        }
+    )
+
+
+FORMATS: dict[str, tuple[LineFormat, SessionFormat]] = {
+    "combined": (combined, session_line),
+    "json": (json_line, session_json_line),
+}
+"""The formats ``access_log_format`` may name: HTTP and TCP lines of each."""

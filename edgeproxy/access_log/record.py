@@ -92,3 +92,56 @@ class AccessRecord:
             f"<AccessRecord {self.client} {self.method!r} {self.target!r} "
             f"{self.status}>"
         )
+
+
+class SessionRecord:
+    """
+    The facts of one TCP connection through a ``protocol = tcp`` listener.
+
+    :ivar client: the client's address (the PROXY header's source, when the
+        listener reads one).
+    :ivar client_port: the client's port.
+    :ivar listener: the listener's name.
+    :ivar upstream: the server (``host:port``) the connection was spliced to,
+        or ``None`` when it never was.
+    :ivar bytes_in: bytes relayed from the client to the server.
+    :ivar bytes_out: bytes relayed from the server to the client.
+    :ivar duration: seconds from the accept to the close.
+    :ivar end: how it ended: the tunnel's end (``closed``, ``client reset``,
+        ``idle timeout``...) or why it was refused.
+    """
+
+    __slots__ = (
+        "bytes_in",
+        "bytes_out",
+        "client",
+        "client_port",
+        "duration",
+        "end",
+        "listener",
+        "upstream",
+    )
+
+    def __init__(
+        self,
+        *,
+        client: str,
+        client_port: int,
+        listener: str,
+        upstream: str | None,
+        bytes_in: int,
+        bytes_out: int,
+        duration: float,
+        end: str,
+    ) -> None:
+        self.client = client
+        self.client_port = client_port
+        self.listener = listener
+        self.upstream = upstream
+        self.bytes_in = bytes_in
+        self.bytes_out = bytes_out
+        self.duration = duration
+        self.end = end
+
+    def __repr__(self) -> str:
+        return f"<SessionRecord {self.client} {self.listener} {self.end}>"

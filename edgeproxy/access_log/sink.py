@@ -23,8 +23,8 @@ from typing import Any
 from twisted.logger import ILogObserver, LogPublisher
 from zope.interface import implementer
 
-from edgeproxy.access_log.formats import FORMATS, LineFormat
-from edgeproxy.access_log.record import AccessRecord
+from edgeproxy.access_log.formats import FORMATS
+from edgeproxy.access_log.record import AccessRecord, SessionRecord
 
 STANDARD_OUTPUT = "-"
 """The ``access_log`` value that writes to the process's standard output."""
@@ -44,7 +44,7 @@ class AccessLogFile:
     def __init__(self, path: str, line_format: str = "combined") -> None:
         self.path = path
         self.line_format = line_format
-        self._format: LineFormat = FORMATS[line_format]
+        self._format, self._session_format = FORMATS[line_format]
         self._fd = self._open()
 
     def _open(self) -> int:
@@ -55,9 +55,12 @@ class AccessLogFile:
     def __call__(self, event: dict[str, Any]) -> None:
         """Write the line of one access event."""
         record = event.get("record")
-        if not isinstance(record, AccessRecord):
+        if isinstance(record, AccessRecord):
+            line = self._format(record, event["log_time"])
+        elif isinstance(record, SessionRecord):
+            line = self._session_format(record, event["log_time"])
+        else:
             return
-        line = self._format(record, event["log_time"])
         # A full disk must not fail the request that was served: the line is
         # lost (as with nginx) and the next one is tried again.
         with contextlib.suppress(OSError):
@@ -94,7 +97,7 @@ class AccessLog:
         self.publisher.addObserver(observer)
         self._extra_observers += 1
 
-    def log(self, record: AccessRecord, when: float) -> None:
+    def log(self, record: AccessRecord | SessionRecord, when: float) -> None:
         """Publish ``record``, made at ``when`` (seconds since the epoch)."""
         self.publisher(
             {

@@ -236,7 +236,8 @@ class GlobalSettings:
     )
     access_log: str | None = setting(
         _access_log,
-        "Where to write one line per HTTP request: a file (relative to the "
+        "Where to write one line per HTTP request and per TCP connection: a "
+        "file (relative to the "
         "configuration file's directory; its directory must exist), ``-`` for "
         "standard output, or ``off`` (the default).  The file is opened again "
         "on reload (``SIGHUP``), for log rotation.",

@@ -7,8 +7,15 @@ import json
 
 import pytest
 
-from edgeproxy.access_log.formats import FORMATS, combined, common_log_time, escape
-from edgeproxy.access_log.record import AccessRecord
+from edgeproxy.access_log.formats import (
+    combined,
+    common_log_time,
+    escape,
+    json_line,
+    session_json_line,
+    session_line,
+)
+from edgeproxy.access_log.record import AccessRecord, SessionRecord
 
 WHEN = calendar.timegm((2026, 11, 23, 10, 5, 9)) + 0.25
 
@@ -115,7 +122,7 @@ def test_common_log_time_is_utc() -> None:
 
 def test_json_line_holds_every_fact() -> None:
     """The JSON format is one object per line with every field, absent ones null."""
-    line = FORMATS["json"](record(reason="filter x: no", referer=None), WHEN)
+    line = json_line(record(reason="filter x: no", referer=None), WHEN)
     assert line.endswith(b"\n") and line.count(b"\n") == 1
     assert json.loads(line) == {
         "time": "2026-11-23T10:05:09.250Z",
@@ -140,6 +147,37 @@ def test_json_line_holds_every_fact() -> None:
 
 def test_json_line_escapes_control_bytes() -> None:
     """Control and non-ASCII bytes are JSON escapes: the line stays one line."""
-    line = FORMATS["json"](record(target=b"/a\nb\xff"), WHEN)
+    line = json_line(record(target=b"/a\nb\xff"), WHEN)
     assert line.count(b"\n") == 1
     assert json.loads(line)["target"] == "/a\nb\xff"
+
+
+SESSION = SessionRecord(
+    client="203.0.113.7",
+    client_port=51234,
+    listener="db",
+    upstream="10.0.0.5:5432",
+    bytes_in=1830,
+    bytes_out=96211,
+    duration=12.0421,
+    end="closed",
+)
+
+
+def test_tcp_line_reads_like_haproxy_tcplog() -> None:
+    """A TCP connection's line: client:port, time, listener, server, seconds, bytes."""
+    assert session_line(SESSION, WHEN) == (
+        b"203.0.113.7:51234 [23/Nov/2026:10:05:09 +0000] db 10.0.0.5:5432 "
+        b'12.042 1830 96211 end="closed"\n'
+    )
+
+
+def test_tcp_json_line_says_its_kind() -> None:
+    """The JSON line of a TCP connection has kind "tcp" and its facts."""
+    document = json.loads(session_json_line(SESSION, WHEN))
+    assert document["kind"] == "tcp"
+    assert (document["upstream"], document["bytes_in"], document["end"]) == (
+        "10.0.0.5:5432",
+        1830,
+        "closed",
+    )

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from edgeproxy.access_log.record import AccessRecord
+from edgeproxy.access_log.record import AccessRecord, SessionRecord
 from edgeproxy.access_log.sink import AccessLog, AccessLogFile
 
 WHEN = 1795435509.0
@@ -98,3 +98,25 @@ def test_events_without_a_record_are_ignored(tmp_path: Path) -> None:
     observer({"log_time": WHEN, "log_format": "something else"})
     observer.close()
     assert path.read_bytes() == b""
+
+
+def test_tcp_sessions_go_to_the_same_file(tmp_path: Path) -> None:
+    """A TCP connection's record is written in the file's format too."""
+    path = tmp_path / "access.log"
+    access_log = AccessLog()
+    access_log.use_file(str(path))
+    session = SessionRecord(
+        client="192.0.2.7",
+        client_port=40000,
+        listener="db",
+        upstream=None,
+        bytes_in=0,
+        bytes_out=0,
+        duration=0.0,
+        end="refused: denied by allow/deny",
+    )
+    access_log.log(session, WHEN)
+    access_log.close()
+    assert path.read_bytes().endswith(
+        b' db - 0.000 0 0 end="refused: denied by allow/deny"\n'
+    )

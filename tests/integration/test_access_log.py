@@ -107,3 +107,35 @@ def test_requests_refusals_and_rotation_are_logged(tmp_path: Path) -> None:
         assert document["consumer"] == "acme"
         assert document["request_id"] == again.header(b"X-Request-ID").decode()
         assert len(log.with_suffix(".log.1").read_bytes().splitlines()) == 3
+
+
+TCP_CONFIG = """
+[edgeproxy]
+access_log = tcp.log
+
+[listener:raw]
+protocol = tcp
+endpoint = tcp:{port}:interface=127.0.0.1
+upstream = app
+deny = 10.0.0.0/8
+
+[upstream:app]
+servers = {origin}
+"""
+
+
+def test_tcp_connections_are_logged_when_they_close(tmp_path: Path) -> None:
+    """A TCP connection's line names the listener, server, bytes and end."""
+    log = tmp_path / "tcp.log"
+    with running_gateway(tmp_path, TCP_CONFIG) as gateway:
+        request = b"GET /tcp HTTP/1.1\r\nHost: a.example\r\nConnection: close\r\n\r\n"
+        response = exchange(gateway.port, request)
+        assert response.status == 200
+        # The first line is the start-up probe's connection (no bytes).
+        probe, line = lines_of(log, 2)
+    assert probe.endswith(b' 0 0 end="closed"')
+    address = gateway.origin.address.encode()
+    assert line.startswith(b"127.0.0.1:")
+    assert b"] raw " + address + b" " in line
+    assert b" %d " % len(request) in line
+    assert line.endswith(b' end="closed"')
