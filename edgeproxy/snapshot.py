@@ -5,7 +5,7 @@ A listener reads ``holder.current`` once for each new request or connection and
 keeps that snapshot until it ends, so a reload never changes what a request in
 flight sees.  Nothing on the data path keeps a snapshot beyond its request.
 
-Each ``[cache:NAME]`` becomes a :class:`~edgeproxy.http.cache_exchange.SharedCache`
+Each ``[cache:NAME]`` becomes a :class:`~edgeproxy.http.shared_cache.SharedCache`
 around its store; a reload whose section did not change keeps the same object,
 so the stored responses (and the requests waiting on one in flight) survive it.
 """
@@ -32,13 +32,13 @@ from edgeproxy.config.model import (
     UpstreamConfig,
 )
 from edgeproxy.core.addresses import AddressSet
-from edgeproxy.core.cache_policy import CacheSettings
+from edgeproxy.core.caching.settings import CacheSettings
 from edgeproxy.core.context import RequestContext
 from edgeproxy.core.routing import RouteTable
 from edgeproxy.errors import ConfigError, ConfigProblem, OptionError
-from edgeproxy.http.cache_exchange import SharedCache
 from edgeproxy.http.connection_pool import UpstreamConnectionSettings
 from edgeproxy.http.settings import ClientSettings
+from edgeproxy.http.shared_cache import SharedCache
 from edgeproxy.interfaces import IFilter, IHealthCheck
 from edgeproxy.plugin_environment import PluginEnvironment
 from edgeproxy.registry import PluginRegistry

@@ -2,7 +2,7 @@
 The stores of edgeproxy's shared HTTP cache.
 
 The policy (what may be stored, for how long, which stored response answers a
-request) is sans-IO and lives in :mod:`edgeproxy.core.cache_policy`; this
+request) is sans-IO and lives in :mod:`edgeproxy.core.caching`; this
 package keeps the bytes: :class:`MemoryCacheStore` in process memory,
 :class:`DiskCacheStore` in a directory that survives restarts, both providing
 :class:`CacheStore`.

@@ -35,19 +35,19 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
-from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, Any
 
 from twisted.logger import Logger
 
+from edgeproxy.cache.body_writer import BodyWriter
 from edgeproxy.cache.store import (
     CHUNK_SIZE,
     IndexedStore,
     StoreEntry,
     WriteClaim,
 )
-from edgeproxy.core.cache_policy import StoredResponse
+from edgeproxy.core.caching.stored_response import StoredResponse
 from edgeproxy.core.message import Headers
 
 log = Logger()
@@ -118,7 +118,7 @@ class DiskReader:
             self._file = None
 
 
-class DiskWriter:
+class DiskWriter(BodyWriter["DiskCacheStore"]):
     """A body written to a temporary file until it is committed."""
 
     def __init__(
@@ -128,24 +128,13 @@ class DiskWriter:
         response: StoredResponse,
         claim: WriteClaim,
     ) -> None:
-        self._store = store
-        self._key = key
-        self._response = response
-        self._claim = claim
+        super().__init__(store, key, response, claim)
         self._token = secrets.token_hex(16)
         self._path = store.root / "tmp" / (self._token + ".body")
         self._file: IO[bytes] | None = None
-        self._size = 0
-        self._open = True
 
-    def write(self, data: bytes) -> bool:
-        """Append ``data``; ``False`` once abandoned (too large, or a disk error)."""
-        if not self._open:
-            return False
-        self._size += len(data)
-        if self._size > self._store.max_object_size:
-            self.abandon()
-            return False
+    def _keep(self, data: bytes) -> bool:
+        """Append ``data`` to the temporary file; ``False`` on a disk error."""
         try:
             if self._file is None:
                 self._file = self._path.open("wb")
@@ -154,19 +143,11 @@ class DiskWriter:
             log.warn(
                 "cache: cannot write {path}: {error}", path=self._path, error=error
             )
-            self.abandon()
             return False
         return True
 
-    def commit(self) -> bool:
+    def _publish(self) -> bool:
         """Rename the body into place, then commit its metadata."""
-        if not self._open:
-            return False
-        if not self._claim.valid:
-            self.abandon()
-            return False
-        self._open = False
-        self._store._release(self._claim)
         relative = Path("bodies", self._token[:2], self._token)
         try:
             if self._file is None:
@@ -189,11 +170,8 @@ class DiskWriter:
             return False
         return self._store._insert(committed)
 
-    def abandon(self) -> None:
+    def _drop_partial(self) -> None:
         """Delete the partial body."""
-        if self._open:
-            self._open = False
-            self._store._release(self._claim)
         if self._file is not None:
             self._file.close()
             self._file = None
@@ -211,6 +189,8 @@ class DiskCacheStore(IndexedStore[str]):
     :param max_size: the bound on stored bytes (bodies and metadata files).
     :param max_object_size: the largest body stored.
     """
+
+    writer_type = DiskWriter
 
     def __init__(self, root: str | Path, max_size: int, max_object_size: int) -> None:
         super().__init__(max_size, max_object_size)
@@ -260,10 +240,7 @@ class DiskCacheStore(IndexedStore[str]):
             log.warn("cache: cannot write {path}: {error}", path=path, error=error)
             _remove(temporary)
             return None
-        cost = entry.body_size + len(data)
-        return StoreEntry(
-            entry.key, response, entry.tags, entry.body_size, cost, entry.payload
-        )
+        return entry.with_response(response, entry.body_size + len(data))
 
     def open_reader(self, key: bytes, variant: bytes) -> DiskReader | None:
         """The body of one entry, or ``None`` (dropping it if its file is gone)."""
@@ -278,26 +255,11 @@ class DiskCacheStore(IndexedStore[str]):
             return None
         return DiskReader(file, entry.body_size)
 
-    def open_writer(
-        self,
-        key: bytes,
-        response: StoredResponse,
-        tags: Iterable[bytes] = (),
-        expected_size: int | None = None,
-    ) -> DiskWriter | None:
-        """Start storing a body; ``None`` when ``expected_size`` is too large."""
-        if expected_size is not None and expected_size > self.max_object_size:
-            return None
-        return DiskWriter(self, key, response, self._claim(key, frozenset(tags)))
-
     def _rewrite(
         self, entry: StoreEntry[str], response: StoredResponse
     ) -> StoreEntry[str] | None:
         """Write the new metadata; drop the old file when the variant moved."""
-        moved = StoreEntry(
-            entry.key, response, entry.tags, entry.body_size, 0, entry.payload
-        )
-        rewritten = self.write_metadata(moved)
+        rewritten = self.write_metadata(entry.with_response(response, 0))
         if rewritten is not None and response.variant != entry.response.variant:
             _remove(self._metadata_path(entry.key, entry.response.variant))
         return rewritten

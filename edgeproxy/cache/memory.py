@@ -11,8 +11,7 @@ written are not counted against ``max_size``: each is bounded by
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
+from edgeproxy.cache.body_writer import BodyWriter
 from edgeproxy.cache.store import (
     CHUNK_SIZE,
     IndexedStore,
@@ -20,7 +19,7 @@ from edgeproxy.cache.store import (
     WriteClaim,
     metadata_cost,
 )
-from edgeproxy.core.cache_policy import StoredResponse
+from edgeproxy.core.caching.stored_response import StoredResponse
 
 Body = tuple[bytes, ...]
 
@@ -46,7 +45,7 @@ class MemoryReader:
         self._pieces = ()
 
 
-class MemoryWriter:
+class MemoryWriter(BodyWriter["MemoryCacheStore"]):
     """A body collected in memory until it is committed."""
 
     def __init__(
@@ -56,23 +55,12 @@ class MemoryWriter:
         response: StoredResponse,
         claim: WriteClaim,
     ) -> None:
-        self._store = store
-        self._key = key
-        self._response = response
-        self._claim = claim
+        super().__init__(store, key, response, claim)
         self._pieces: list[bytes] = []
         self._pending = bytearray()
-        self._size = 0
-        self._open = True
 
-    def write(self, data: bytes) -> bool:
-        """Append ``data``; ``False`` once abandoned (too large)."""
-        if not self._open:
-            return False
-        self._size += len(data)
-        if self._size > self._store.max_object_size:
-            self.abandon()
-            return False
+    def _keep(self, data: bytes) -> bool:
+        """Append ``data`` in pieces of ``CHUNK_SIZE``."""
         self._pending += data
         # Pieces of CHUNK_SIZE: few objects for a large body, small reads.
         while len(self._pending) >= CHUNK_SIZE:
@@ -80,14 +68,8 @@ class MemoryWriter:
             del self._pending[:CHUNK_SIZE]
         return True
 
-    def commit(self) -> bool:
-        """Publish the entry; whether it was stored."""
-        if not self._open:
-            return False
-        self._open = False
-        self._store._release(self._claim)
-        if not self._claim.valid:
-            return False
+    def _publish(self) -> bool:
+        """Index the pieces as an entry."""
         if self._pending:
             self._pieces.append(bytes(self._pending))
         cost = self._size + metadata_cost(self._key, self._response)
@@ -99,15 +81,11 @@ class MemoryWriter:
             cost,
             tuple(self._pieces),
         )
-        self._pieces = []
-        self._pending = bytearray()
+        self._drop_partial()
         return self._store._insert(entry)
 
-    def abandon(self) -> None:
-        """Drop the partial body."""
-        if self._open:
-            self._open = False
-            self._store._release(self._claim)
+    def _drop_partial(self) -> None:
+        """Let go of the pieces."""
         self._pieces = []
         self._pending = bytearray()
 
@@ -120,6 +98,8 @@ class MemoryCacheStore(IndexedStore[Body]):
     :param max_object_size: the largest body stored.
     """
 
+    writer_type = MemoryWriter
+
     def open_reader(self, key: bytes, variant: bytes) -> MemoryReader | None:
         """The body of one entry, or ``None``."""
         entry = self._find(key, variant)
@@ -127,26 +107,12 @@ class MemoryCacheStore(IndexedStore[Body]):
             return None
         return MemoryReader(entry.payload, entry.body_size)
 
-    def open_writer(
-        self,
-        key: bytes,
-        response: StoredResponse,
-        tags: Iterable[bytes] = (),
-        expected_size: int | None = None,
-    ) -> MemoryWriter | None:
-        """Start storing a body; ``None`` when ``expected_size`` is too large."""
-        if expected_size is not None and expected_size > self.max_object_size:
-            return None
-        claim = self._claim(key, frozenset(tags))
-        return MemoryWriter(self, key, response, claim)
-
     def _rewrite(
         self, entry: StoreEntry[Body], response: StoredResponse
     ) -> StoreEntry[Body]:
         """``entry`` with new metadata (nothing to persist)."""
-        cost = entry.body_size + metadata_cost(entry.key, response)
-        return StoreEntry(
-            entry.key, response, entry.tags, entry.body_size, cost, entry.payload
+        return entry.with_response(
+            response, entry.body_size + metadata_cost(entry.key, response)
         )
 
     def _discard(self, entry: StoreEntry[Body], replaced: bool) -> None:

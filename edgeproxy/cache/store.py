@@ -2,9 +2,9 @@
 Where cached responses live: the store contract, and the index every store keeps.
 
 A store keeps *entries*: the metadata of one stored response
-(:class:`~edgeproxy.core.cache_policy.StoredResponse`), its purge tags and
-its body.  Entries are found by primary key (the URL,
-:func:`~edgeproxy.core.cache_policy.primary_key`) and variant (the secondary
+(:class:`~edgeproxy.core.caching.stored_response.StoredResponse`), its purge
+tags and its body.  Entries are found by primary key (the URL,
+:func:`~edgeproxy.core.caching.keys.primary_key`) and variant (the secondary
 key); several variants of a URL live side by side.  A body is written in
 pieces through an :class:`CacheWriter` and becomes visible only when
 committed whole; it is read back in pieces through an :class:`CacheReader`,
@@ -24,6 +24,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import (
     TYPE_CHECKING,
+    Any,
+    ClassVar,
     Generic,
     NamedTuple,
     Protocol,
@@ -32,7 +34,8 @@ from typing import (
 )
 
 if TYPE_CHECKING:
-    from edgeproxy.core.cache_policy import StoredResponse
+    from edgeproxy.cache.body_writer import BodyWriter
+    from edgeproxy.core.caching.stored_response import StoredResponse
 
 CHUNK_SIZE = 65536
 """The largest piece a reader returns, and the unit memory bodies are kept in."""
@@ -179,6 +182,12 @@ class StoreEntry(Generic[Payload]):
         """The entry's place: primary key and variant."""
         return self.key, self.response.variant
 
+    def with_response(self, response: StoredResponse, cost: int) -> StoreEntry[Payload]:
+        """This entry's body and tags with other metadata, costing ``cost``."""
+        return StoreEntry(
+            self.key, response, self.tags, self.body_size, cost, self.payload
+        )
+
 
 class WriteClaim:
     """An open writer's claim on its key and tags; a purge of either voids it."""
@@ -201,10 +210,14 @@ class IndexedStore(Generic[Payload]):
     """
     The bookkeeping of a store: subclasses add how bodies are kept.
 
-    A subclass implements :meth:`open_reader`, :meth:`open_writer`,
+    A subclass sets :attr:`writer_type` and implements :meth:`open_reader`,
     :meth:`_rewrite` (new metadata for an entry) and :meth:`_discard` (an
     entry left the index: free its body).
     """
+
+    writer_type: ClassVar[type[BodyWriter[Any]]]
+    """The class of the store's writers, made with the store, the key, the
+    response and the writer's claim."""
 
     def __init__(self, max_size: int, max_object_size: int) -> None:
         self.max_size = max_size
@@ -313,6 +326,19 @@ class IndexedStore(Generic[Payload]):
             self._entries[key, variant].response
             for variant in self._variants.get(key, ())
         ]
+
+    def open_writer(
+        self,
+        key: bytes,
+        response: StoredResponse,
+        tags: Iterable[bytes] = (),
+        expected_size: int | None = None,
+    ) -> CacheWriter | None:
+        """Start storing a body; ``None`` when ``expected_size`` is too large."""
+        if expected_size is not None and expected_size > self.max_object_size:
+            return None
+        claim = self._claim(key, frozenset(tags))
+        return self.writer_type(self, key, response, claim)
 
     def update(self, key: bytes, variant: bytes, response: StoredResponse) -> bool:
         """Replace an entry's metadata, keeping its body; see :class:`CacheStore`."""

@@ -69,6 +69,7 @@ from edgeproxy.core.message import Headers, LocalResponse, RequestHead, Response
 from edgeproxy.errors import OptionError
 from edgeproxy.filters.answers import challenge, local_answer, parse_realm
 from edgeproxy.interfaces import IFilter, IFilterFactory
+from edgeproxy.options import parse_options, read_named_text
 from edgeproxy.plugin_environment import PluginEnvironment
 
 _CONSUMER = re.compile(r"[A-Za-z0-9_.@+-]+")
@@ -229,13 +230,11 @@ def _parse_inline(text: str) -> list[tuple[str, bytes]]:
     return entries
 
 
-def _parse_file(path: str, environment: PluginEnvironment) -> list[tuple[str, bytes]]:
-    try:
-        text = environment.resolve(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeError) as error:
-        raise ValueError(f"cannot read {path!r}: {error}") from None
+def _parse_file(text: str, environment: PluginEnvironment) -> list[tuple[str, bytes]]:
+    path = text.strip()
     entries = []
-    for number, line in enumerate(text.splitlines(), 1):
+    lines = read_named_text(path, environment).splitlines()
+    for number, line in enumerate(lines, 1):
         if not line.strip() or line.lstrip().startswith("#"):
             continue
         consumer, equals, key = line.partition("=")
@@ -316,19 +315,11 @@ class APIKeyFilterFactory:
         self, options: Mapping[str, str], environment: PluginEnvironment
     ) -> APIKeyFilter:
         """Parse the options and read the keys file; every bad option is reported."""
-        problems: list[tuple[str, str]] = []
-        values: dict[str, Any] = {}
-        known = [*_PARSERS, "keys_file"]
-        for key, text in options.items():
-            try:
-                if key == "keys_file":
-                    values[key] = _parse_file(text.strip(), environment)
-                elif key in _PARSERS:
-                    values[key] = _PARSERS[key](text)
-                else:
-                    problems.append((key, f"unknown option (use {', '.join(known)})"))
-            except ValueError as error:
-                problems.append((key, str(error)))
+        parsers = {
+            **_PARSERS,
+            "keys_file": lambda text: _parse_file(text, environment),
+        }
+        values, problems = parse_options(options, parsers, keep_order=True)
         consumers: dict[bytes, str] = {}
         for key in ("keys", "keys_file"):
             for consumer, digest in values.get(key, ()):

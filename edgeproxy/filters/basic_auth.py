@@ -61,6 +61,7 @@ from edgeproxy.core.message import LocalResponse, RequestHead, ResponseHead
 from edgeproxy.errors import OptionError
 from edgeproxy.filters.answers import challenge, local_answer, parse_realm
 from edgeproxy.interfaces import IFilter, IFilterFactory
+from edgeproxy.options import parse_options, read_named_text
 from edgeproxy.plugin_environment import PluginEnvironment
 
 VERIFIED_CACHE_SIZE = 1024
@@ -241,7 +242,13 @@ class BasicAuthFilter:
         )
 
 
-_OPTIONS: tuple[str, ...] = ("htpasswd_file", "realm", "strip_credentials")
+def _read_users(text: str, environment: PluginEnvironment) -> dict[str, PasswordHash]:
+    path = text.strip()
+    content = read_named_text(path, environment)
+    try:
+        return read_htpasswd(content)
+    except ValueError as error:
+        raise ValueError(f"{path}: {error}") from None
 
 
 @implementer(IPlugin, IFilterFactory)
@@ -255,23 +262,14 @@ class BasicAuthFilterFactory:
         self, options: Mapping[str, str], environment: PluginEnvironment
     ) -> BasicAuthFilter:
         """Parse the options and read the htpasswd file; every problem is reported."""
-        problems: list[tuple[str, str]] = []
-        values: dict[str, Any] = {}
         parsers: dict[str, Callable[[str], Any]] = {
-            "htpasswd_file": lambda text: self._read(text.strip(), environment),
+            "htpasswd_file": lambda text: _read_users(text, environment),
             "realm": parse_realm,
             "strip_credentials": parse_bool,
         }
-        for key, text in options.items():
-            if key not in parsers:
-                problems.append((key, f"unknown option (use {', '.join(_OPTIONS)})"))
-                continue
-            try:
-                values[key] = parsers[key](text)
-            except ValueError as error:
-                problems.append((key, str(error)))
-        if "htpasswd_file" not in options:
-            problems.append(("htpasswd_file", "required"))
+        values, problems = parse_options(
+            options, parsers, required={"htpasswd_file": "required"}, keep_order=True
+        )
         if problems:
             raise OptionError(problems)
         return BasicAuthFilter(
@@ -280,17 +278,6 @@ class BasicAuthFilterFactory:
             values.get("realm", "edgeproxy"),
             values.get("strip_credentials", True),
         )
-
-    @staticmethod
-    def _read(path: str, environment: PluginEnvironment) -> dict[str, PasswordHash]:
-        try:
-            text = environment.resolve(path).read_text(encoding="utf-8")
-        except (OSError, UnicodeError) as error:
-            raise ValueError(f"cannot read {path!r}: {error}") from None
-        try:
-            return read_htpasswd(text)
-        except ValueError as error:
-            raise ValueError(f"{path}: {error}") from None
 
 
 basic_auth_factory = BasicAuthFilterFactory()

@@ -20,8 +20,9 @@ list of names.  Removals run first, then sets, then adds.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from twisted.plugin import IPlugin
 from zope.interface import implementer
@@ -30,11 +31,8 @@ from edgeproxy.core.context import RequestContext
 from edgeproxy.core.message import HeaderPair, Headers, RequestHead, ResponseHead
 from edgeproxy.errors import OptionError
 from edgeproxy.interfaces import IFilter, IFilterFactory
+from edgeproxy.options import parse_header_name, parse_options
 from edgeproxy.plugin_environment import PluginEnvironment
-
-_TOKEN_CHARS = frozenset(
-    b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-)
 
 
 @dataclass(frozen=True)
@@ -72,13 +70,6 @@ class HeadersFilter:
         self.response.apply(response.headers)
 
 
-def _name(text: str) -> bytes:
-    name = text.strip().encode("ascii", "replace")
-    if not name or not set(name) <= _TOKEN_CHARS:
-        raise ValueError(f"{text.strip()!r} is not a header name")
-    return name
-
-
 def _fields(text: str) -> tuple[HeaderPair, ...]:
     fields = []
     for line in text.splitlines():
@@ -90,12 +81,32 @@ def _fields(text: str) -> tuple[HeaderPair, ...]:
         encoded = value.strip().encode("utf-8")
         if b"\r" in encoded or b"\n" in encoded or b"\x00" in encoded:
             raise ValueError(f"the value of {name.strip()!r} has a control character")
-        fields.append((_name(name), encoded))
+        fields.append((parse_header_name(name), encoded))
     return tuple(fields)
 
 
 def _names(text: str) -> tuple[bytes, ...]:
-    return tuple(_name(item) for item in text.split(",") if item.strip())
+    return tuple(parse_header_name(item) for item in text.split(",") if item.strip())
+
+
+_ACTIONS: dict[str, Callable[[str], tuple[Any, ...]]] = {
+    "set": _fields,
+    "add": _fields,
+    "remove": _names,
+}
+_PARSERS = {
+    f"{direction}.{action}": parser
+    for direction in ("request", "response")
+    for action, parser in _ACTIONS.items()
+}
+
+
+def _edits(values: Mapping[str, Any], direction: str) -> HeaderEdits:
+    return HeaderEdits(
+        remove=values.get(f"{direction}.remove", ()),
+        set=values.get(f"{direction}.set", ()),
+        add=values.get(f"{direction}.add", ()),
+    )
 
 
 @implementer(IPlugin, IFilterFactory)
@@ -109,30 +120,10 @@ class HeadersFilterFactory:
         self, options: Mapping[str, str], environment: PluginEnvironment
     ) -> HeadersFilter:
         """Parse the edits; every malformed option is reported."""
-        problems = []
-        parsed: dict[str, dict[str, object]] = {"request": {}, "response": {}}
-        parsers = {"set": _fields, "add": _fields, "remove": _names}
-        for key, text in options.items():
-            direction, _, action = key.partition(".")
-            if direction not in parsed or action not in parsers:
-                problems.append(
-                    (
-                        key,
-                        "unknown option (use request.set, request.add, "
-                        "request.remove, response.set, response.add, response.remove)",
-                    )
-                )
-                continue
-            try:
-                parsed[direction][action] = parsers[action](text)
-            except ValueError as error:
-                problems.append((key, str(error)))
+        values, problems = parse_options(options, _PARSERS, keep_order=True)
         if problems:
             raise OptionError(problems)
-        return HeadersFilter(
-            HeaderEdits(**parsed["request"]),  # type: ignore[arg-type]
-            HeaderEdits(**parsed["response"]),  # type: ignore[arg-type]
-        )
+        return HeadersFilter(_edits(values, "request"), _edits(values, "response"))
 
 
 headers_factory = HeadersFilterFactory()

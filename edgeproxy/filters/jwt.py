@@ -66,11 +66,8 @@ sleeping, no wall-clock flakiness).
 
 from __future__ import annotations
 
-import json
-import math
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import jwt
@@ -82,26 +79,22 @@ from twisted.plugin import IPlugin
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from edgeproxy.balancing.request_keys import is_token
-from edgeproxy.config.values import parse_bool, parse_duration, parse_list
 from edgeproxy.core.context import RequestContext
 from edgeproxy.core.message import LocalResponse, RequestHead, ResponseHead
 from edgeproxy.errors import OptionError
-from edgeproxy.filters.answers import challenge, local_answer, parse_realm
-from edgeproxy.filters.api_key import BEARER, CredentialLocation
-from edgeproxy.filters.jwks import (
-    HMAC_ALGORITHMS,
-    KEY_OPTIONS,
-    PUBLIC_KEY_ALGORITHMS,
-    Fetcher,
-    KeySet,
-    KeysUnavailable,
-    RemoteKeySet,
-    VerificationKey,
-    http_fetch,
-    key_source,
+from edgeproxy.filters.answers import challenge, local_answer
+from edgeproxy.filters.jwks import Fetcher, KeysUnavailable, RemoteKeySet, http_fetch
+from edgeproxy.filters.jwt_key_source import KEY_OPTIONS, key_source
+from edgeproxy.filters.jwt_keys import KeySet, VerificationKey
+from edgeproxy.filters.jwt_policy import (
+    POLICY_PARSERS,
+    TokenPolicy,
+    claim_header_value,
+    claims_problem,
+    granted_scopes,
 )
 from edgeproxy.interfaces import IFilter, IFilterFactory
+from edgeproxy.options import parse_options
 from edgeproxy.plugin_environment import PluginEnvironment
 
 CLAIMS_NOTE = "jwt.claims"
@@ -120,107 +113,6 @@ _DECODE_OPTIONS: jwt.types.Options = {
 }
 
 log = Logger()
-
-
-@dataclass(frozen=True)
-class TokenPolicy:
-    """
-    Everything the ``jwt`` filter checks and does besides verifying signatures.
-
-    :ivar algorithms: accepted ``alg`` values.
-    :ivar issuer: the required ``iss``, or ``None``.
-    :ivar audience: ``aud`` must hold one of these (when not empty).
-    :ivar leeway: seconds of clock skew allowed on ``exp``, ``nbf``, ``iat``.
-    :ivar required_claims: claims that must be present and not null.
-    :ivar scopes: scopes the token must grant.
-    :ivar token_from: where the token is.
-    :ivar consumer_claim: the claim naming the consumer, or ``None``.
-    :ivar claims_to_headers: ``(claim, header name)`` pairs to forward.
-    :ivar strip_token: whether to remove the token before forwarding.
-    :ivar realm: the realm of the challenges.
-    """
-
-    algorithms: frozenset[str]
-    issuer: str | None = None
-    audience: frozenset[str] = frozenset()
-    leeway: float = 0.0
-    required_claims: tuple[str, ...] = ()
-    scopes: tuple[str, ...] = ()
-    token_from: CredentialLocation = BEARER
-    consumer_claim: str | None = "sub"
-    claims_to_headers: tuple[tuple[str, bytes], ...] = ()
-    strip_token: bool = False
-    realm: str = "edgeproxy"
-
-
-def _is_number(value: object) -> bool:
-    # JSON as Python reads it allows NaN and Infinity, which no comparison stops.
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return False
-    return math.isfinite(value)
-
-
-def claims_problem(
-    claims: Mapping[str, Any], policy: TokenPolicy, now: float
-) -> str | None:
-    """
-    Why ``claims`` are not acceptable at time ``now`` (seconds), or ``None``.
-
-    ``exp`` must be after ``now``, ``nbf`` and ``iat`` not after it, each
-    within ``policy.leeway``; then the issuer, audience and required claims.
-    """
-    for name in ("exp", "nbf", "iat"):
-        if name in claims and not _is_number(claims[name]):
-            return f"the {name} claim is not a number"
-    if "exp" in claims and now >= claims["exp"] + policy.leeway:
-        return "the token has expired"
-    if "nbf" in claims and now + policy.leeway < claims["nbf"]:
-        return "the token is not valid yet"
-    if "iat" in claims and now + policy.leeway < claims["iat"]:
-        return "the token was issued in the future"
-    if policy.issuer is not None and claims.get("iss") != policy.issuer:
-        return "the token's issuer is not accepted"
-    if policy.audience:
-        audience = claims.get("aud")
-        held = [audience] if isinstance(audience, str) else audience
-        if not isinstance(held, list) or not policy.audience.intersection(
-            item for item in held if isinstance(item, str)
-        ):
-            return "the token's audience is not accepted"
-    for name in policy.required_claims:
-        if claims.get(name) is None:
-            return f"the token has no {name} claim"
-    return None
-
-
-def granted_scopes(claims: Mapping[str, Any]) -> set[str]:
-    """The scopes of ``scope`` and ``scp``, each a space-separated string or a list."""
-    granted: set[str] = set()
-    for name in ("scope", "scp"):
-        value = claims.get(name)
-        if isinstance(value, str):
-            granted.update(value.split())
-        elif isinstance(value, list):
-            granted.update(item for item in value if isinstance(item, str))
-    return granted
-
-
-def claim_header_value(value: object) -> bytes | None:
-    """
-    A claim's value as a header value; ``None`` when it cannot be one.
-
-    Strings go as they are (UTF-8), lists of strings comma-joined, anything
-    else as compact JSON; a control character (a header injection) refuses.
-    """
-    if isinstance(value, str):
-        text = value
-    elif isinstance(value, list) and all(isinstance(item, str) for item in value):
-        text = ", ".join(value)
-    else:
-        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-    if any(ord(char) < 0x20 or ord(char) == 0x7F for char in text):
-        return None
-    return text.encode("utf-8")
 
 
 class _Refusal(Exception):
@@ -392,66 +284,10 @@ class JWTFilter(Service):
         return local_answer(request, 503, "the token signing keys are not available")
 
 
-def _algorithms(text: str) -> frozenset[str]:
-    names = parse_list(text)
-    for name in names:
-        if name.lower() == "none":
-            raise ValueError("none is refused: tokens must be signed")
-        if name not in HMAC_ALGORITHMS and name not in PUBLIC_KEY_ALGORITHMS:
-            known = ", ".join([*HMAC_ALGORITHMS, *sorted(PUBLIC_KEY_ALGORITHMS)])
-            raise ValueError(f"{name!r} is not an algorithm (use {known})")
-    if not names:
-        raise ValueError("list the accepted algorithms")
-    return frozenset(names)
-
-
-def _words(text: str) -> tuple[str, ...]:
-    words = tuple(word for word in re.split(r"[,\s]+", text) if word)
-    if not words:
-        raise ValueError("give at least one")
-    return words
-
-
-def _text(text: str) -> str:
-    if not text.strip():
-        raise ValueError("must not be empty")
-    return text.strip()
-
-
-def _token_from(text: str) -> CredentialLocation:
-    if text.strip() == "header":
-        return BEARER
-    try:
-        return CredentialLocation.parse(text, ("cookie", "query"))
-    except ValueError:
-        pass
-    raise ValueError(f"{text.strip()!r} is not header, cookie:NAME or query:NAME")
-
-
-def _claims_to_headers(text: str) -> tuple[tuple[str, bytes], ...]:
-    pairs = []
-    for item in text.replace("\n", ",").split(","):
-        claim, colon, name = (part.strip() for part in item.partition(":"))
-        if not item.strip():
-            continue
-        if not colon or not claim or not is_token(name):
-            raise ValueError(f"{item.strip()!r} is not 'claim: Header-Name'")
-        pairs.append((claim, name.encode("ascii")))
-    return tuple(pairs)
-
-
+# The key options are read by key_source; they are listed here to be known.
 _PARSERS: dict[str, Callable[[str], Any]] = {
-    "algorithms": _algorithms,
-    "issuer": _text,
-    "audience": lambda text: frozenset(_words(text)),
-    "leeway": parse_duration,
-    "required_claims": _words,
-    "scopes": _words,
-    "token_from": _token_from,
-    "consumer_claim": str.strip,
-    "claims_to_headers": _claims_to_headers,
-    "strip_token": parse_bool,
-    "realm": parse_realm,
+    **POLICY_PARSERS,
+    **dict.fromkeys(KEY_OPTIONS, str),
 }
 
 
@@ -472,38 +308,19 @@ class JWTFilterFactory:
         self, options: Mapping[str, str], environment: PluginEnvironment
     ) -> JWTFilter:
         """Parse the options and load the keys; every bad option is reported."""
-        problems: list[tuple[str, str]] = []
-        values: dict[str, Any] = {}
-        for key, text in options.items():
-            if key in KEY_OPTIONS:
-                continue
-            if key not in _PARSERS:
-                known = ", ".join([*_PARSERS, *KEY_OPTIONS])
-                problems.append((key, f"unknown option (use {known})"))
-                continue
-            try:
-                values[key] = _PARSERS[key](text)
-            except ValueError as error:
-                problems.append((key, str(error)))
-        if "algorithms" not in options:
-            problems.append(("algorithms", "required: list the accepted algorithms"))
+        values, problems = parse_options(
+            options,
+            _PARSERS,
+            required={"algorithms": "required: list the accepted algorithms"},
+            keep_order=True,
+        )
         algorithms = values.get("algorithms")
         keys, key_problems = key_source(options, algorithms, environment, self._fetcher)
         problems.extend(key_problems)
         if problems or keys is None or algorithms is None:
             raise OptionError(problems)
         policy = TokenPolicy(
-            algorithms,
-            values.get("issuer"),
-            values.get("audience", frozenset()),
-            values.get("leeway", 0.0),
-            values.get("required_claims", ()),
-            values.get("scopes", ()),
-            values.get("token_from", BEARER),
-            values.get("consumer_claim", "sub") or None,
-            values.get("claims_to_headers", ()),
-            values.get("strip_token", False),
-            values.get("realm", "edgeproxy"),
+            **{key: value for key, value in values.items() if key in POLICY_PARSERS}
         )
         return JWTFilter(policy, keys, environment.reactor)
 

@@ -35,13 +35,11 @@ must not be a way around the limit.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
-from urllib.parse import quote
 
 from twisted.application.service import IService, Service
 from twisted.internet.defer import Deferred
@@ -63,114 +61,18 @@ from edgeproxy.core.gcra import (
 from edgeproxy.core.message import LocalResponse, RequestHead, ResponseHead
 from edgeproxy.errors import OptionError
 from edgeproxy.filters.answers import local_answer
+from edgeproxy.filters.rate_limit_keys import KeyPart, parse_key, request_key
 from edgeproxy.interfaces import IFilter, IFilterFactory
+from edgeproxy.options import parse_options
 from edgeproxy.plugin_environment import PluginEnvironment
 from edgeproxy.store import RateLimitStore, StoreUnavailable
 from edgeproxy.store.memory import DEFAULT_MAX_KEYS, MemoryStore
-from edgeproxy.store.redis import RedisClient, RedisStore
+from edgeproxy.store.redis import RedisStore
+from edgeproxy.store.redis_client import RedisClient
 
 log = Logger()
 
-MISSING = "-"
-"""The value of a key part the request does not have."""
-
-# Longer keys (a header value can be kilobytes) are stored as their digest.
-_MAX_KEY_LENGTH = 200
 _POLICY_NAME = re.compile(r"[A-Za-z0-9_.:\-]+")
-_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-_OPTIONS = (
-    "rate",
-    "burst",
-    "key",
-    "mode",
-    "status",
-    "store",
-    "store_timeout",
-    "on_store_error",
-    "max_keys",
-    "headers",
-    "policy",
-)
-
-
-# --- keys ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class KeyPart:
-    """
-    One part of a rate-limit key.
-
-    :ivar kind: ``client_ip``, ``header``, ``consumer``, ``route`` or ``path``.
-    :ivar header: the header's name, for ``header``.
-    """
-
-    kind: str
-    header: bytes = b""
-
-    @property
-    def label(self) -> str:
-        """The part as the configuration writes it."""
-        if self.kind == "header":
-            return "header:" + self.header.decode("ascii")
-        return self.kind
-
-    def value(self, context: RequestContext, request: RequestHead) -> str | None:
-        """This part's value for one request, or ``None`` if it has none."""
-        if self.kind == "client_ip":
-            return context.client_host
-        if self.kind == "consumer":
-            return context.consumer
-        if self.kind == "route":
-            return context.route
-        if self.kind == "path":
-            return request.path.decode("latin-1")
-        found = request.headers.get(self.header)
-        return None if found is None else found.decode("latin-1")
-
-
-def parse_key(text: str) -> tuple[KeyPart, ...]:
-    """
-    Parse ``client_ip``, ``header:NAME``, ``consumer``, ``route``, ``path`` or
-    a ``+``-joined combination of them.
-
-    :raises ValueError: naming the bad part.
-    """
-    parts = []
-    for item in text.split("+"):
-        word = item.strip()
-        kind, colon, name = word.partition(":")
-        if kind == "header" and colon and _HEADER_NAME.fullmatch(name.strip()):
-            parts.append(KeyPart("header", name.strip().encode("ascii")))
-        elif word in ("client_ip", "consumer", "route", "path"):
-            parts.append(KeyPart(word))
-        else:
-            raise ValueError(
-                f"{word!r} is not a key (use client_ip, header:NAME, consumer, "
-                "route, path, or several joined by +)"
-            )
-    if len(set(parts)) != len(parts):
-        raise ValueError(f"{text.strip()!r} names a part twice")
-    return tuple(parts)
-
-
-def request_key(
-    parts: tuple[KeyPart, ...], context: RequestContext, request: RequestHead
-) -> str:
-    """
-    The key a request is counted under, e.g. ``client_ip=10.0.0.1``.
-
-    Values are percent-encoded so that no value can pass for another part.
-    """
-    pieces = []
-    for part in parts:
-        value = part.value(context, request)
-        encoded = MISSING if value is None else quote(value, safe=":@")
-        pieces.append(f"{part.label}={encoded}")
-    key = "+".join(pieces)
-    if len(key) > _MAX_KEY_LENGTH:
-        return "sha256=" + hashlib.sha256(key.encode()).hexdigest()
-    return key
 
 
 # --- the filter ---------------------------------------------------------------
@@ -374,19 +276,12 @@ class RateLimitFilterFactory:
         self, options: Mapping[str, str], environment: PluginEnvironment
     ) -> RateLimitFilter:
         """Parse and check every option; make the store (no connection yet)."""
-        problems: list[tuple[str, str]] = []
-        values: dict[str, Any] = {}
-        for key, text in options.items():
-            parser = _PARSERS.get(key)
-            if parser is None:
-                problems.append((key, f"unknown option (use {', '.join(_OPTIONS)})"))
-                continue
-            try:
-                values[key] = parser(text)
-            except ValueError as error:
-                problems.append((key, str(error)))
-        if "rate" not in options:
-            problems.append(("rate", "required (e.g. rate = 10/s)"))
+        values, problems = parse_options(
+            options,
+            _PARSERS,
+            required={"rate": "required (e.g. rate = 10/s)"},
+            keep_order=True,
+        )
         store_text = values.get("store", "memory")
         store: RateLimitStore | None = None
         if store_text == "memory":

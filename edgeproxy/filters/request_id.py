@@ -21,7 +21,6 @@ local answers get it too), and is kept in ``context.notes["request_id"]`` (a
 from __future__ import annotations
 
 import os
-import re
 import uuid
 from collections.abc import Callable, Mapping
 
@@ -33,6 +32,7 @@ from edgeproxy.core.context import RequestContext
 from edgeproxy.core.message import RequestHead, ResponseHead
 from edgeproxy.errors import OptionError
 from edgeproxy.interfaces import IFilter, IFilterFactory
+from edgeproxy.options import parse_header_name, parse_options
 from edgeproxy.plugin_environment import PluginEnvironment
 
 MAX_LENGTH = 200
@@ -42,8 +42,6 @@ NOTE = "request_id"
 """The key of the identity in ``context.notes``."""
 
 RandomBytes = Callable[[int], bytes]
-
-_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
 
 def new_request_id(random_bytes: RandomBytes = os.urandom) -> str:
@@ -100,11 +98,10 @@ class RequestIdFilter:
             response.headers.set(self.header, request_id)
 
 
-def _header(text: str) -> bytes:
-    name = text.strip()
-    if _TOKEN.fullmatch(name) is None:
-        raise ValueError(f"{name!r} is not a header name")
-    return name.encode("ascii")
+_PARSERS: dict[str, Callable[[str], object]] = {
+    "header": parse_header_name,
+    "trust_incoming": parse_bool,
+}
 
 
 @implementer(IPlugin, IFilterFactory)
@@ -125,24 +122,14 @@ class RequestIdFilterFactory:
         self, options: Mapping[str, str], environment: PluginEnvironment
     ) -> RequestIdFilter:
         """Parse the options; every bad one is reported."""
-        problems: list[tuple[str, str]] = []
-        header = b"X-Request-ID"
-        trust_incoming = True
-        for key, text in options.items():
-            try:
-                if key == "header":
-                    header = _header(text)
-                elif key == "trust_incoming":
-                    trust_incoming = parse_bool(text)
-                else:
-                    problems.append(
-                        (key, "unknown option (use header, trust_incoming)")
-                    )
-            except ValueError as error:
-                problems.append((key, str(error)))
+        values, problems = parse_options(options, _PARSERS, keep_order=True)
         if problems:
             raise OptionError(problems)
-        return RequestIdFilter(header, trust_incoming, self.random_bytes)
+        return RequestIdFilter(
+            values.get("header", b"X-Request-ID"),
+            values.get("trust_incoming", True),
+            self.random_bytes,
+        )
 
 
 request_id_factory = RequestIdFilterFactory()

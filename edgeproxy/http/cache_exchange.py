@@ -1,387 +1,79 @@
 """
 The cache side of one request: lookup, serving, filling, coalescing, revalidating.
 
-The policy is :mod:`edgeproxy.core.cache_policy`; the bytes live in a
+The policy is :mod:`edgeproxy.core.caching`; the bytes live in a
 :class:`~edgeproxy.cache.store.CacheStore`.  A :class:`CacheExchange` walks
 one request of a cached route through them, on behalf of its
 :class:`CacheClient` (the proxy's request, which sends heads upstream, runs the
 response filters and answers the client):
 
 - a fresh (or usably stale) stored response answers at once, its body read
-  from the store only as fast as the client takes it (:class:`StoredBody`);
-  ``HEAD`` is answered from a stored ``GET``, a single byte range from a
-  stored 200;
+  from the store only as fast as the client takes it
+  (:mod:`edgeproxy.http.stored_answer`); ``HEAD`` is answered from a stored
+  ``GET``, a single byte range from a stored 200;
 - a stale one is revalidated; its 304 freshens the stored heads; an origin
   failure falls back on it within ``stale-if-error``; within
   ``stale-while-revalidate`` it answers at once and one background request
-  revalidates it;
+  revalidates it (through a :func:`detached_exchange`);
 - a miss goes forward; a storable answer streams to the client and into the
-  store from one upstream read (:class:`StoreFill`).  The client leaving does
-  not stop the fill, and a store failure never breaks the client's answer;
+  store from one upstream read (:class:`~edgeproxy.http.store_fill.StoreFill`).
+  The client leaving does not stop the fill, and a store failure never breaks
+  the client's answer;
 - concurrent misses for one URL wait for the one request in flight (single
-  flight), then look again; they go forward themselves when it was not
-  stored, or after waiting for the upstream's first-byte timeout;
+  flight, kept by the :class:`~edgeproxy.http.shared_cache.SharedCache`), then
+  look again; they go forward themselves when it was not stored, or after
+  waiting for the upstream's first-byte timeout;
 - a 2xx or 3xx answer to an unsafe method removes what it invalidates.
 
-:class:`SharedCache` is what a ``[cache:NAME]`` is at run time, and what a
-reload carries over when the section did not change.
+``PURGE`` is answered by :func:`purge_answer`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
-import re
-from collections.abc import Callable
 from typing import Any, Protocol
-from urllib.parse import urlsplit
 
-from twisted.internet.interfaces import IDelayedCall, IProtocol, IPushProducer
-from twisted.logger import Logger
-from zope.interface import implementer
+from twisted.internet.interfaces import IDelayedCall
 
-from edgeproxy.cache.store import CacheReader, CacheStore, CacheWriter
-from edgeproxy.core.addresses import AddressSet
-from edgeproxy.core.cache_policy import (
+from edgeproxy.core.caching.decision import (
     ORIGIN_ERROR_STATUSES,
     Action,
     CacheDecision,
-    CacheSettings,
-    CacheStatus,
-    StoredResponse,
     decide,
-    forward_request,
-    freshen,
-    invalidated_keys,
-    not_modified,
-    primary_key,
-    revalidation_request,
-    served_response,
-    storage_decision,
-    time_to_live,
     usable_after_error,
 )
-from edgeproxy.core.framing import (
-    NO_BODY,
-    BodyFraming,
-    BodyKind,
-    RequestFraming,
-    fixed_length,
+from edgeproxy.core.caching.freshening import freshen
+from edgeproxy.core.caching.freshness import time_to_live
+from edgeproxy.core.caching.invalidation import invalidated_keys
+from edgeproxy.core.caching.keys import primary_key
+from edgeproxy.core.caching.ranges import single_range, without_range
+from edgeproxy.core.caching.status import CacheStatus
+from edgeproxy.core.caching.storability import storage_decision
+from edgeproxy.core.caching.stored_response import StoredResponse
+from edgeproxy.core.caching.validation import (
+    forward_request,
+    not_modified,
+    revalidation_request,
+    served_response,
 )
-from edgeproxy.core.message import Headers, LocalResponse, RequestHead, ResponseHead
-from edgeproxy.http.body import BodySink, BodyStream
+from edgeproxy.core.framing import NO_BODY, BodyFraming, BodyKind
+from edgeproxy.core.message import LocalResponse, RequestHead, ResponseHead
+from edgeproxy.http.body import BodyStream
 from edgeproxy.http.client import UpstreamResponse
-from edgeproxy.http.server_exchange import ServerExchange
+from edgeproxy.http.detached_exchange import detached_exchange
+from edgeproxy.http.shared_cache import SharedCache, purge_answer
+from edgeproxy.http.store_fill import StoreFill, commit_without_body
+from edgeproxy.http.stored_answer import StoredBody, answer_from_store
 
-log = Logger()
+__all__ = [
+    "BodySource",
+    "CacheClient",
+    "CacheExchange",
+    "detached_exchange",
+    "purge_answer",
+]
 
 _COALESCED = frozenset({"uri-miss", "vary-miss", "stale"})
-_SINGLE_RANGE = re.compile(rb"^bytes=(\d*)-(\d*)$")
-
-
-@dataclasses.dataclass
-class CacheCounters:
-    """
-    What a cache did, beyond the store's own hits and misses.
-
-    :ivar stale_served: stale answers (stale-while-revalidate, stale-if-error).
-    :ivar revalidated_304: revalidations the origin answered 304.
-    :ivar revalidated_200: revalidations the origin answered with a new 200.
-    :ivar coalesced_waits: requests that waited for another's fetch.
-    """
-
-    stale_served: int = 0
-    revalidated_304: int = 0
-    revalidated_200: int = 0
-    coalesced_waits: int = 0
-
-
-class SharedCache:
-    """
-    One ``[cache:NAME]`` at run time: store, policy, counters, requests in flight.
-
-    :ivar purge_from: the clients that may send ``PURGE``.
-    """
-
-    def __init__(
-        self,
-        name: str,
-        store: CacheStore,
-        settings: CacheSettings,
-        purge_from: AddressSet,
-    ) -> None:
-        self.name = name
-        self.store = store
-        self.settings = settings
-        self.purge_from = purge_from
-        self.counters = CacheCounters()
-        self._flights: dict[bytes, list[Callable[[], None]]] = {}
-        self._revalidating: set[bytes] = set()
-
-    def stats(self) -> dict[str, int]:
-        """The counters, as the status page shows them."""
-        store = self.store.stats()
-        return {
-            "hits": store.hits,
-            "misses": store.misses,
-            "entries": store.entries,
-            "stored_bytes": store.stored_bytes,
-            "evictions": store.evictions,
-            "max_size": self.store.max_size,
-            **dataclasses.asdict(self.counters),
-        }
-
-    def purge_url(self, url: str) -> int:
-        """Drop every variant stored for ``url`` (absolute); how many."""
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ValueError(f"{url!r} is not an http:// or https:// URL")
-        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        key = primary_key(
-            parts.scheme.encode("ascii"),
-            parts.netloc.encode("latin-1"),
-            target.encode("latin-1"),
-        )
-        return self.store.remove(key)
-
-    # --- single flight, and one background revalidation per key --------------
-
-    def join(self, key: bytes, waiter: Callable[[], None]) -> bool:
-        """Wait for the request in flight for ``key``, if there is one."""
-        waiters = self._flights.get(key)
-        if waiters is None:
-            return False
-        waiters.append(waiter)
-        self.counters.coalesced_waits += 1
-        return True
-
-    def leave(self, key: bytes, waiter: Callable[[], None]) -> None:
-        """Stop waiting (the client left, or waited long enough)."""
-        waiters = self._flights.get(key, [])
-        if waiter in waiters:
-            waiters.remove(waiter)
-
-    def lead(self, key: bytes) -> bool:
-        """A request goes forward for ``key``; ``False`` when one is already."""
-        if key in self._flights:
-            return False
-        self._flights[key] = []
-        return True
-
-    def land(self, key: bytes) -> None:
-        """The request in flight for ``key`` is over: its waiters look again."""
-        for waiter in self._flights.pop(key, []):
-            waiter()
-
-    def start_revalidation(self, key: bytes) -> bool:
-        """Whether a background revalidation of ``key`` may start (none running)."""
-        if key in self._revalidating:
-            return False
-        self._revalidating.add(key)
-        return True
-
-    def end_revalidation(self, key: bytes) -> None:
-        """The background revalidation of ``key`` is over."""
-        self._revalidating.discard(key)
-
-
-def purge_answer(
-    cache: SharedCache | None,
-    client_host: str,
-    scheme: bytes,
-    host: bytes,
-    target: bytes,
-) -> LocalResponse:
-    """The answer to ``PURGE``: 405 without a cache, 403 from elsewhere, or 200."""
-    if cache is None:
-        answer = LocalResponse.text(405, "Method Not Allowed: this route has no cache")
-        answer.headers.add(b"Allow", b"GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS")
-        return answer
-    if not cache.purge_from.contains(client_host):
-        return LocalResponse.text(403, "Forbidden: PURGE is not allowed from here")
-    purged = cache.store.remove(primary_key(scheme, host, target))
-    body = json.dumps({"purged": purged}).encode("ascii") + b"\n"
-    return LocalResponse(200, body, Headers([(b"Content-Type", b"application/json")]))
-
-
-# --- bodies ---------------------------------------------------------------------
-
-
-@implementer(IPushProducer)
-class StoredBody:
-    """A stored body (or a byte range of it) sent at the pace of its sink."""
-
-    def __init__(self, reader: CacheReader, skip: int = 0, length: int = -1) -> None:
-        self._reader: CacheReader | None = reader
-        self._skip = skip
-        self._left = reader.size - skip if length < 0 else length
-        self._sink: BodySink | None = None
-        self._paused = False
-        self._pumping = False
-
-    def start(self, sink: BodySink) -> None:
-        """Send the body to ``sink``."""
-        self._sink = sink
-        self._pump()
-
-    def pauseProducing(self) -> None:
-        """The client's socket is full."""
-        self._paused = True
-
-    def resumeProducing(self) -> None:
-        """The client's socket drained."""
-        self._paused = False
-        self._pump()
-
-    def stopProducing(self) -> None:
-        """The client is gone."""
-        reader, self._reader = self._reader, None
-        if reader is not None:
-            reader.close()
-
-    def _pump(self) -> None:
-        # A write that fills the socket pauses us at once (the transport calls
-        # pauseProducing inside write), which ends this loop.
-        if self._pumping or self._sink is None:
-            return
-        self._pumping = True
-        try:
-            while not self._paused and self._reader is not None:
-                self._send_next(self._sink, self._reader)
-        finally:
-            self._pumping = False
-
-    def _send_next(self, sink: BodySink, reader: CacheReader) -> None:
-        try:
-            piece = reader.read() if self._left > 0 else b""
-        except OSError as error:
-            self.stopProducing()
-            sink.abort(error)
-            return
-        if not piece:
-            self.stopProducing()
-            sink.finish()
-            return
-        if self._skip:
-            dropped = min(self._skip, len(piece))
-            self._skip -= dropped
-            piece = piece[dropped:]
-        piece = piece[: self._left]
-        self._left -= len(piece)
-        if piece:
-            sink.send_body(piece)
-
-
-@implementer(IPushProducer)
-class StoreFill:
-    """
-    One upstream body going both to the client and into the store.
-
-    It is the upstream body's sink and the client's producer: the client's
-    back-pressure pauses the upstream while the client is there; once it is
-    gone (:meth:`stopProducing`) the body goes on into the store alone, and
-    is dropped only when the store gives up too.  ``done(stored)`` is called
-    once, when the store's part is over.
-    """
-
-    def __init__(
-        self, body: BodyStream, writer: CacheWriter, done: Callable[[bool], None]
-    ) -> None:
-        self._body = body
-        self._writer: CacheWriter | None = writer
-        self._done: Callable[[bool], None] | None = done
-        self._sink: BodySink | None = None
-        self._started = False
-        self._detached = False
-        self._paused = False
-        self._ended = False
-
-    def start(self, sink: BodySink) -> None:
-        """Send the body to the client ``sink`` too."""
-        if not self._detached:
-            self._sink = sink
-            self._begin()
-
-    def pauseProducing(self) -> None:
-        """The client's socket is full: pause the upstream."""
-        if not self._detached:
-            self._paused = True
-            self._body.pauseProducing()
-
-    def resumeProducing(self) -> None:
-        """The client's socket drained."""
-        if self._paused:
-            self._paused = False
-            self._body.resumeProducing()
-
-    def stopProducing(self) -> None:
-        """The client is gone (or never comes): fill the store alone."""
-        self._sink = None
-        self._detached = True
-        if self._writer is None:
-            if not self._ended:
-                self._body.stopProducing()
-            return
-        self._begin()
-        self.resumeProducing()
-
-    # --- the upstream body's sink ----------------------------------------------
-
-    def send_body(self, data: bytes) -> None:
-        """One piece: into the store, then to the client."""
-        writer = self._writer
-        if writer is not None:
-            try:
-                written = writer.write(data)
-            except Exception:
-                log.failure("cache: storing a response body failed")
-                written = False
-            if not written:
-                self._give_up(writer)
-        if self._sink is not None:
-            self._sink.send_body(data)
-        elif self._writer is None:
-            self._body.stopProducing()
-
-    def finish(self) -> None:
-        """The whole body came: commit, then end the client's response."""
-        self._ended = True
-        writer, self._writer = self._writer, None
-        stored = False
-        if writer is not None:
-            try:
-                stored = writer.commit()
-            except Exception:
-                log.failure("cache: committing a response body failed")
-        if self._sink is not None:
-            self._sink.finish()
-        self._report(stored)
-
-    def abort(self, reason: Exception | None = None) -> None:
-        """The upstream body broke: drop the entry and the client's response."""
-        self._ended = True
-        if self._writer is not None:
-            self._give_up(self._writer)
-        if self._sink is not None:
-            self._sink.abort(reason)
-
-    def _begin(self) -> None:
-        if not self._started:
-            self._started = True
-            self._body.start(self)
-
-    def _give_up(self, writer: CacheWriter) -> None:
-        self._writer = None
-        try:
-            writer.abandon()
-        except Exception:
-            log.failure("cache: abandoning a response body failed")
-        self._report(False)
-
-    def _report(self, stored: bool) -> None:
-        done, self._done = self._done, None
-        if done is not None:
-            done(stored)
 
 
 BodySource = BodyStream | StoredBody | StoreFill
@@ -408,77 +100,6 @@ class CacheClient(Protocol):
 
     def fetch_in_background(self, head: RequestHead, cache: CacheExchange) -> None:
         """Send ``head`` upstream for ``cache`` alone, with no client waiting."""
-
-
-class _Nowhere:
-    """The connection of a background request's exchange: nothing goes anywhere."""
-
-    def write(self, data: bytes) -> None:
-        """Drop ``data``."""
-
-    def http_date(self) -> bytes:
-        """No date needed."""
-        return b""
-
-    def may_persist(self) -> bool:
-        """Nothing persists."""
-        return False
-
-    def response_started(
-        self, exchange: ServerExchange, producer: IPushProducer | None
-    ) -> None:
-        """Nothing to pace."""
-
-    def response_finished(self, exchange: ServerExchange, keep_alive: bool) -> None:
-        """Nothing to go on with."""
-
-    def response_aborted(self, exchange: ServerExchange) -> None:
-        """Nothing to drop."""
-
-    def request_body_paused(self, paused: bool) -> None:
-        """There is no request body."""
-
-    def protocols_switched(self, protocol: IProtocol) -> None:
-        """Never asked for."""
-
-
-def detached_exchange(
-    request: RequestHead, client_host: str, client_port: int, now: float
-) -> ServerExchange:
-    """An exchange with no client, for a request the cache makes on its own."""
-    framing = RequestFraming(NO_BODY, keep_alive=False, expects_continue=False)
-    exchange = ServerExchange(
-        _Nowhere(),
-        request,
-        framing,
-        client_host=client_host,
-        client_port=client_port,
-        received_at=now,
-        upgrade=False,
-    )
-    exchange.request_complete = True
-    return exchange
-
-
-def _single_range(request: RequestHead) -> tuple[int, int] | None:
-    """``(first, last)`` of a one-range ``bytes=`` request (``last`` -1: open)."""
-    values = request.headers.get_all(b"range")
-    if len(values) != 1 or b"if-range" in request.headers:
-        return None
-    match = _SINGLE_RANGE.match(values[0].strip())
-    if match is None or match.group(1) + match.group(2) == b"":
-        return None
-    first = int(match.group(1)) if match.group(1) else -1
-    last = int(match.group(2)) if match.group(2) else -1
-    if first >= 0 and 0 <= last < first:
-        return None
-    return first, last
-
-
-def _without_range(request: RequestHead) -> RequestHead:
-    """A copy of ``request`` without its ``Range``."""
-    pairs = [pair for pair in request.headers.pairs if pair[0].lower() != b"range"]
-    return RequestHead(request.method, request.target, Headers(pairs), request.version)
 
 
 class CacheExchange:
@@ -589,9 +210,9 @@ class CacheExchange:
         cache, request = self.cache, self.request
         now = self.reactor.seconds()
         variants = cache.store.variants(self.key)
-        wanted = _single_range(request) if request.method == b"GET" else None
+        wanted = single_range(request) if request.method == b"GET" else None
         if wanted is not None:
-            decision = decide(_without_range(request), variants, now, cache.settings)
+            decision = decide(without_range(request), variants, now, cache.settings)
             if decision.action is not Action.SERVE:
                 decision = decide(request, variants, now, cache.settings)
         else:
@@ -675,55 +296,18 @@ class CacheExchange:
         wanted: tuple[int, int] | None = None,
     ) -> bool:
         """Answer from ``stored``; ``False`` when its body is gone."""
-        request = self.request
-        head = served_response(
-            _without_range(request) if wanted else request, stored, now
-        )
         if self.waited and status.hit:
             status = dataclasses.replace(status, collapsed=True)
-        head.headers.add(b"Cache-Status", status.field_value())
-        if head.status == 304:
-            self.client.deliver(head, NO_BODY, None)
-            return True
-        reader = self.cache.store.open_reader(self.key, stored.variant)
-        if reader is None:
-            return False
-        size = reader.size
-        if wanted is not None and stored.status == 200:
-            return self._serve_range(head, reader, wanted)
-        if request.method == b"HEAD" or not size:
-            reader.close()
-            self.client.deliver(head, fixed_length(size), None)
-        else:
-            self.client.deliver(head, fixed_length(size), StoredBody(reader))
-        return True
-
-    def _serve_range(
-        self, head: ResponseHead, reader: CacheReader, wanted: tuple[int, int]
-    ) -> bool:
-        """Answer a byte range of a stored 200 (RFC 9110 section 14)."""
-        size = reader.size
-        first, last = wanted
-        if first < 0:
-            first, last = max(0, size - last), size - 1
-        elif last < 0 or last >= size:
-            last = size - 1
-        if first >= size or last < first:
-            reader.close()
-            refusal = ResponseHead(416, b"Range Not Satisfiable")
-            refusal.headers.add(b"Content-Range", b"bytes */%d" % size)
-            refusal.headers.pairs += [
-                pair
-                for pair in head.headers.pairs
-                if pair[0].lower() == b"cache-status"
-            ]
-            self.client.deliver(refusal, fixed_length(0), None)
-            return True
-        head.status, head.reason = 206, b"Partial Content"
-        head.headers.set(b"Content-Range", b"bytes %d-%d/%d" % (first, last, size))
-        body = StoredBody(reader, skip=first, length=last - first + 1)
-        self.client.deliver(head, fixed_length(last - first + 1), body)
-        return True
+        return answer_from_store(
+            self.cache.store,
+            self.key,
+            self.request,
+            stored,
+            status,
+            now,
+            self.client.deliver,
+            wanted,
+        )
 
     def _serve_stale(self, stale: StoredResponse, now: float, fwd: int | None) -> bool:
         """Answer with ``stale`` because the origin failed (stale-if-error)."""
@@ -823,7 +407,7 @@ class CacheExchange:
             fill = StoreFill(body, writer, self._filled)
         else:
             if writer is not None:
-                _commit(writer)
+                commit_without_body(writer)
             self._end()
         if self.background or self.client.gone or client_head.status == 304:
             if fill is not None:
@@ -837,14 +421,6 @@ class CacheExchange:
 
     def _filled(self, stored: bool) -> None:
         self._end()
-
-
-def _commit(writer: CacheWriter) -> None:
-    """Store an entry without a body."""
-    try:
-        writer.commit()
-    except Exception:
-        log.failure("cache: committing an empty response failed")
 
 
 def _drop(body: BodyStream | None) -> None:

@@ -21,7 +21,7 @@ from edgeproxy.cache.store import (
     CacheWriter,
     metadata_cost,
 )
-from edgeproxy.core.cache_policy import StoredResponse
+from edgeproxy.core.caching.stored_response import StoredResponse
 from edgeproxy.core.message import Headers
 
 StoreFactory = Callable[..., CacheStore]

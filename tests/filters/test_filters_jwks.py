@@ -1,15 +1,12 @@
-"""Tests for edgeproxy.filters.jwks: key sets, JWKS parsing, fetching and refreshing."""
+"""Tests for edgeproxy.filters.jwks: JWK Sets fetched from a URL and refreshed."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable, Iterator
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import pytest
 import pytest_twisted
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.testing import MemoryReactorClock
@@ -17,124 +14,9 @@ from twisted.logger import LogEvent, globalLogPublisher
 from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
 
-from edgeproxy.filters.jwks import (
-    KeySet,
-    KeysUnavailable,
-    RemoteKeySet,
-    VerificationKey,
-    http_fetch,
-    parse_jwks,
-)
+from edgeproxy.filters.jwks import KeysUnavailable, RemoteKeySet, http_fetch
 from edgeproxy.testing import resolve
-
-RSA_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-EC_KEY = ec.generate_private_key(ec.SECP256R1())
-ED_KEY = ed25519.Ed25519PrivateKey.generate()
-ALLOWED = ("RS256", "PS256", "ES256", "EdDSA")
-
-
-def rsa_jwk(kid: str | None = "r1", **members: Any) -> dict[str, Any]:
-    """The public JWK of RSA_KEY."""
-    jwk: dict[str, Any] = json.loads(RSAAlgorithm.to_jwk(RSA_KEY.public_key()))
-    if kid is not None:
-        jwk["kid"] = kid
-    return {**jwk, **members}
-
-
-def ec_jwk(kid: str = "e1") -> dict[str, Any]:
-    """The public JWK of EC_KEY."""
-    return {**json.loads(ECAlgorithm.to_jwk(EC_KEY.public_key())), "kid": kid}
-
-
-def document(*keys: dict[str, Any]) -> bytes:
-    """A JWK Set document."""
-    return json.dumps({"keys": list(keys)}).encode()
-
-
-# --- KeySet -------------------------------------------------------------------
-
-RS = VerificationKey("rs-a", frozenset({"RS256"}), "a")
-RS_B = VerificationKey("rs-b", frozenset({"RS256"}), "b")
-ES_UNNAMED = VerificationKey("es", frozenset({"ES256"}))
-
-
-@pytest.mark.parametrize(
-    ("keys", "kid", "algorithm", "found"),
-    [
-        ([RS, RS_B], "b", "RS256", RS_B),
-        ([RS, RS_B], "c", "RS256", None),
-        ([RS, RS_B], None, "RS256", None),
-        ([RS], None, "RS256", RS),
-        ([RS], "a", "ES256", None),
-        ([RS, ES_UNNAMED], "zzz", "ES256", ES_UNNAMED),
-        ([RS, ES_UNNAMED], None, "ES256", ES_UNNAMED),
-    ],
-)
-def test_key_set_find(
-    keys: list[VerificationKey],
-    kid: str | None,
-    algorithm: str,
-    found: VerificationKey | None,
-) -> None:
-    """A kid picks its key; an unnamed key fits any kid; no kid needs a single fit."""
-    assert KeySet(keys).find(kid, algorithm) == found
-
-
-# --- parse_jwks ---------------------------------------------------------------
-
-
-def test_parse_jwks_keeps_usable_keys() -> None:
-    """Signature keys of accepted algorithms are kept, each with what it verifies."""
-    ed = {**json.loads(OKPAlgorithm.to_jwk(ED_KEY.public_key())), "kid": "d1"}
-    keys = parse_jwks(document(rsa_jwk(), ec_jwk(), ed), ALLOWED)
-    assert [(key.kid, sorted(key.algorithms)) for key in keys.keys] == [
-        ("r1", ["PS256", "RS256"]),
-        ("e1", ["ES256"]),
-        ("d1", ["EdDSA"]),
-    ]
-    assert keys.keys[0].key.public_numbers() == RSA_KEY.public_key().public_numbers()
-
-
-@pytest.mark.parametrize(
-    "unusable",
-    [
-        rsa_jwk(use="enc"),
-        rsa_jwk(key_ops=["encrypt"]),
-        rsa_jwk(alg="RS512"),
-        rsa_jwk(kid=None, kty="oct", k="c2VjcmV0"),
-        rsa_jwk(kid=None, n="not base64url!"),
-        rsa_jwk(kid=7),
-        "not an object",
-    ],
-)
-def test_parse_jwks_leaves_out_unusable_keys(unusable: Any) -> None:
-    """Encryption, symmetric, foreign-algorithm and broken keys are skipped."""
-    keys = parse_jwks(document(ec_jwk(), unusable), ALLOWED)
-    assert [key.kid for key in keys.keys] == ["e1"]
-
-
-def test_parse_jwks_uses_only_the_public_half() -> None:
-    """A key published with its private members still verifies, as a public key."""
-    private = json.loads(RSAAlgorithm.to_jwk(RSA_KEY))
-    del private["key_ops"]  # PyJWT marks it ["sign"]; a careless IdP would not
-    (key,) = parse_jwks(document(private), ALLOWED).keys
-    assert isinstance(key.key, rsa.RSAPublicKey)
-
-
-@pytest.mark.parametrize(
-    ("text", "fragment"),
-    [
-        (b"{", "not JSON"),
-        (b"[]", "not a JWK Set"),
-        (b'{"keys": {}}', "not a JWK Set"),
-        (document(rsa_jwk(use="enc")), "no key in the set fits"),
-    ],
-)
-def test_parse_jwks_errors(text: bytes, fragment: str) -> None:
-    """A document that is not a JWK Set, or has no usable key, is an error."""
-    with pytest.raises(ValueError, match=fragment):
-        parse_jwks(text, ALLOWED)
-
+from tests.filters.jwk_samples import ALLOWED, document, ec_jwk, rsa_jwk
 
 # --- RemoteKeySet ---------------------------------------------------------------
 

@@ -15,14 +15,9 @@ from zope.interface.verify import verifyObject
 
 from edgeproxy.core.context import RequestContext
 from edgeproxy.core.gcra import GcraDecision, GcraPolicy
-from edgeproxy.core.message import HeaderPair, LocalResponse, RequestHead
+from edgeproxy.core.message import HeaderPair, LocalResponse
 from edgeproxy.errors import OptionError
-from edgeproxy.filters.rate_limit import (
-    RateLimitFilter,
-    parse_key,
-    rate_limit_factory,
-    request_key,
-)
+from edgeproxy.filters.rate_limit import RateLimitFilter, rate_limit_factory
 from edgeproxy.interfaces import IFilter, IFilterFactory
 from edgeproxy.store import StoreUnavailable
 from edgeproxy.store.memory import MemoryStore
@@ -273,34 +268,6 @@ def test_keys(
     limit = build(rate="1/m", key=key)
     assert passes(limit, **first)
     assert passes(limit, **second) is not shared
-
-
-@pytest.mark.parametrize(
-    ("key", "consumer", "route", "expected"),
-    [
-        ("client_ip", None, "api", "client_ip=10.0.0.1"),
-        ("consumer+route", "a+route=b", None, "consumer=a%2Broute%3Db+route=-"),
-        ("consumer+route", "a", "route=b", "consumer=a+route=route%3Db"),
-        ("consumer", "", None, "consumer="),
-    ],
-)
-def test_request_key(
-    key: str, consumer: str | None, route: str | None, expected: str
-) -> None:
-    """Keys name their parts; values are encoded so none can pose as another."""
-    context = RequestContext("10.0.0.1", route=route)
-    context.consumer = consumer
-    assert request_key(parse_key(key), context, RequestHead(b"GET", b"/")) == expected
-
-
-def test_long_keys_are_digested() -> None:
-    """A huge header value does not become a huge stored key."""
-    context = RequestContext("10.0.0.1")
-    request = RequestHead(b"GET", b"/")
-    request.headers.add(b"X-Token", b"t" * 10_000)
-    key = request_key(parse_key("header:X-Token"), context, request)
-    assert key.startswith("sha256=")
-    assert len(key) < 100
 
 
 def test_delay_mode_holds_early_requests_in_order() -> None:

@@ -20,14 +20,8 @@ import pytest
 
 from edgeproxy.core.gcra import GcraPolicy, parse_rate, to_microseconds
 from edgeproxy.store.memory import MemoryStore
-from edgeproxy.store.redis import (
-    GCRA_SCRIPT,
-    GCRA_SCRIPT_SHA1,
-    RedisReplyError,
-    Reply,
-    RespParser,
-    encode_command,
-)
+from edgeproxy.store.redis import GCRA_SCRIPT, GCRA_SCRIPT_SHA1
+from edgeproxy.store.resp import RedisReplyError, Reply, RespParser, encode_command
 from tests.integration.conftest import free_port, stop, wait_for_port
 
 ORIGIN = Path(__file__).resolve().parent / "servers" / "rate_origin.py"
