@@ -6,8 +6,8 @@ when the client's ``Accept`` prefers ``application/json`` to ``text/plain``, and
 otherwise one line of text (``Unauthorized: ...``).  Every answer carries
 ``Vary: Accept`` because its body depends on that field.
 
-Also here: :func:`challenge`, the ``WWW-Authenticate`` value that authentication
-filters send with a 401.
+Also here: :func:`unauthorized`, the 401 of authentication filters, and
+:func:`challenge`, the ``WWW-Authenticate`` value it carries.
 """
 
 from __future__ import annotations
@@ -99,6 +99,13 @@ def local_answer(
     for name, value in headers:
         fields.add(name, value)
     return LocalResponse(status, body, fields, reason=message)
+
+
+def unauthorized(
+    request: RequestHead | None, message: str, challenge_value: bytes
+) -> LocalResponse:
+    """A ``401`` with ``message`` and ``WWW-Authenticate: challenge_value``."""
+    return local_answer(request, 401, message, [(b"WWW-Authenticate", challenge_value)])
 
 
 def quoted_string(text: str) -> str:

@@ -59,7 +59,7 @@ from edgeproxy.config.values import parse_bool
 from edgeproxy.core.context import RequestContext
 from edgeproxy.core.message import LocalResponse, RequestHead, ResponseHead
 from edgeproxy.errors import OptionError
-from edgeproxy.filters.answers import challenge, local_answer, parse_realm
+from edgeproxy.filters.answers import challenge, parse_realm, unauthorized
 from edgeproxy.interfaces import IFilter, IFilterFactory
 from edgeproxy.options import parse_options, read_named_text
 from edgeproxy.plugin_environment import PluginEnvironment
@@ -237,9 +237,7 @@ class BasicAuthFilter:
         self._verified[remembered] = None
 
     def _refuse(self, request: RequestHead, message: str) -> LocalResponse:
-        return local_answer(
-            request, 401, message, [(b"WWW-Authenticate", self._challenge)]
-        )
+        return unauthorized(request, message, self._challenge)
 
 
 def _read_users(text: str, environment: PluginEnvironment) -> dict[str, PasswordHash]:

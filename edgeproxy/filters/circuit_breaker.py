@@ -45,7 +45,7 @@ from twisted.logger import Logger
 from twisted.plugin import IPlugin
 from zope.interface import implementer
 
-from edgeproxy.config.values import parse_duration, parse_int, parse_list
+from edgeproxy.config.values import parse_int, parse_list
 from edgeproxy.core.circuit import (
     CircuitBreaker,
     CircuitPolicy,
@@ -59,7 +59,7 @@ from edgeproxy.core.message import LocalResponse, RequestHead, ResponseHead
 from edgeproxy.errors import OptionError
 from edgeproxy.filters.answers import local_answer
 from edgeproxy.interfaces import IFilter, IFilterFactory
-from edgeproxy.options import parse_options
+from edgeproxy.options import parse_options, parse_positive_duration
 from edgeproxy.plugin_environment import PluginEnvironment
 
 GATEWAY_FAILURES = frozenset({502, 503, 504})
@@ -197,13 +197,6 @@ def parse_percentage(text: str) -> float:
     return value
 
 
-def _positive_duration(text: str) -> float:
-    value = parse_duration(text)
-    if value <= 0:
-        raise ValueError(f"{text.strip()!r} is not more than 0")
-    return value
-
-
 def _error_status(text: str) -> int:
     value = parse_int(text)
     if not 400 <= value <= 599:
@@ -214,10 +207,10 @@ def _error_status(text: str) -> int:
 _PARSERS: dict[str, Callable[[str], object]] = {
     "failure_threshold": lambda text: parse_int(text, minimum=1),
     "failure_rate": parse_percentage,
-    "window": _positive_duration,
+    "window": parse_positive_duration,
     "min_requests": lambda text: parse_int(text, minimum=1),
     "failure_statuses": parse_statuses,
-    "open_for": _positive_duration,
+    "open_for": parse_positive_duration,
     "half_open_requests": lambda text: parse_int(text, minimum=1),
     "open_status": _error_status,
 }

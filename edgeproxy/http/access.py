@@ -13,10 +13,8 @@ from typing import Any
 
 from edgeproxy.access_log.record import CLIENT_CLOSED, AccessRecord
 from edgeproxy.access_log.sink import AccessLog
+from edgeproxy.filters.request_id import NOTE as REQUEST_ID_NOTE
 from edgeproxy.http.server_exchange import ServerExchange
-
-REQUEST_ID_NOTE = "request_id"
-"""Where the ``request_id`` filter keeps the request's identity."""
 
 
 def exchange_record(exchange: ServerExchange, now: float) -> AccessRecord:

@@ -12,6 +12,7 @@ from edgeproxy.filters.answers import (
     local_answer,
     parse_realm,
     prefers_json,
+    unauthorized,
 )
 
 
@@ -143,3 +144,12 @@ def test_parse_realm_refuses(text: str) -> None:
     """Empty, non-ASCII or control characters are refused."""
     with pytest.raises(ValueError, match="is not a realm"):
         parse_realm(text)
+
+
+def test_unauthorized_is_a_401_with_its_challenge_and_reason() -> None:
+    """An authentication filter's refusal: 401, the challenge, the message as reason."""
+    answer = unauthorized(None, "the API key is not valid", b'ApiKey realm="api"')
+    assert answer.status == 401
+    assert answer.headers.get(b"WWW-Authenticate") == b'ApiKey realm="api"'
+    assert answer.reason == "the API key is not valid"
+    assert answer.body == b"Unauthorized: the API key is not valid\n"
