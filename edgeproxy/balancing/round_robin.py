@@ -38,7 +38,10 @@ class RoundRobin(StrategyWithoutFeedback):
         self, candidates: Sequence[IUpstreamServer], context: RequestContext, now: float
     ) -> IUpstreamServer:
         """Return the next candidate in turn."""
-        return self.choose(candidates)
+        # choose(), without the call: this runs for every request.
+        index = self._next % len(candidates)
+        self._next = index + 1
+        return candidates[index]
 
 
 def _make(options: StrategyOptions, environment: PluginEnvironment) -> RoundRobin:

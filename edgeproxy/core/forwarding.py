@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 from edgeproxy.core.addresses import AddressSet, parse_address
+from edgeproxy.core.framing import BodyFraming, BodyKind
 from edgeproxy.core.message import (
     HeaderPair,
     Headers,
@@ -56,6 +57,10 @@ _FORWARDING = frozenset(
 # Every name the passes must look at; any other field is copied as it is.
 # Host is rebuilt (exactly one, first), so the received ones are skipped.
 _REQUEST_SPECIAL = _REQUEST_HOP_BY_HOP | _FORWARDING | {b"host", _VIA}
+# The same when the framing fields are written here too (Content-Length goes;
+# Transfer-Encoding is hop-by-hop already).
+_CONTENT_LENGTH = frozenset({b"content-length"})
+_FRAMED_REQUEST_SPECIAL = _REQUEST_SPECIAL | _CONTENT_LENGTH
 _RESPONSE_SPECIAL = _RESPONSE_HOP_BY_HOP | {_VIA}
 # Connection options that name no other field to remove.
 _PLAIN_OPTIONS = _REQUEST_HOP_BY_HOP | {b"close"}
@@ -352,17 +357,18 @@ def _sort_without_named(
     found: _SortedFields,
     policy: ForwardingPolicy,
     trusted: bool,
+    also_dropped: frozenset[bytes] = _NONE,
 ) -> _SortedFields | None:
     """
     Sort ``pairs`` again without the fields that ``Connection`` names.
 
     ``found`` is what the first pass, which copied to ``kept`` from
-    ``start`` on, set aside.
+    ``start`` on (dropping ``also_dropped``), set aside.
     """
     named = found.options - _PLAIN_OPTIONS - _PROTECTED
     if not named:
         return found
-    dropped = frozenset(named)
+    dropped = frozenset(named) | also_dropped
     del kept[start:]
     return _sort_fields(pairs, kept, special | dropped, dropped, policy, trusted)
 
@@ -398,6 +404,7 @@ def upstream_request_headers(
     upstream_authority: bytes,
     peer_port: int | None = None,
     websocket: bool = False,
+    body: BodyFraming | None = None,
 ) -> Headers:
     """
     The header fields to send upstream for the request ``head``.
@@ -413,6 +420,11 @@ def upstream_request_headers(
         ``policy.forwarded_for_port`` is on.
     :param websocket: the request is a WebSocket upgrade being passed through:
         keep ``Upgrade`` and send ``Connection: upgrade``.
+    :param body: how the request body is delimited where it comes from; when
+        given, the framing fields are written here as
+        :func:`~edgeproxy.core.framing.frame_request` writes them (the
+        received ``Content-Length`` goes, the one ``body`` needs comes last),
+        so that the head needs no other pass before it is sent.
 
     Returns new Headers: Host first, then the received end-to-end fields in
     their order (repeats kept), then the forwarding fields.  Hop-by-hop fields
@@ -428,10 +440,13 @@ def upstream_request_headers(
     host = request_host if policy.preserve_host and request_host else None
     kept: list[HeaderPair] = [(b"Host", host or upstream_authority)]
     pairs = head.headers.pairs
-    found = _sort_fields(pairs, kept, _REQUEST_SPECIAL, _NONE, policy, trusted)
+    special, dropped = _REQUEST_SPECIAL, _NONE
+    if body is not None:
+        special, dropped = _FRAMED_REQUEST_SPECIAL, _CONTENT_LENGTH
+    found = _sort_fields(pairs, kept, special, dropped, policy, trusted)
     if found is not None and found.options:
         found = _sort_without_named(
-            pairs, kept, 1, _REQUEST_SPECIAL, found, policy, trusted
+            pairs, kept, 1, special, found, policy, trusted, dropped
         )
     present: AbstractSet[bytes] = _NONE
     xff: list[bytes] = []
@@ -469,6 +484,12 @@ def upstream_request_headers(
         if found is not None and found.via:
             via = _folded(found.via, via)
         kept.append((b"Via", via))
+    if body is not None:
+        kind = body.kind
+        if kind is BodyKind.LENGTH:
+            kept.append((b"Content-Length", b"%d" % body.length))
+        elif kind is not BodyKind.NONE:
+            kept.append((b"Transfer-Encoding", b"chunked"))
     return headers_of(kept)
 
 

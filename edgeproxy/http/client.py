@@ -24,9 +24,10 @@ from __future__ import annotations
 
 import enum
 import typing
+from collections.abc import Callable
 
 import httptools
-from twisted.internet.defer import Deferred, fail
+from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import IProtocol, IReactorTime
 from twisted.internet.protocol import connectionDone
@@ -82,6 +83,40 @@ class UpstreamResponse:
 
     def __repr__(self) -> str:
         return f"<UpstreamResponse {self.head.status}>"
+
+
+class ResponseReceiver(typing.Protocol):
+    """
+    Who hears the outcome of one request (:meth:`HTTPClientProtocol.send`).
+
+    Exactly one of the two methods is called, once, unless the request is
+    cancelled (:meth:`HTTPClientProtocol.cancel_request`) first.
+    """
+
+    def response_received(self, response: UpstreamResponse) -> None:
+        """The response head arrived (its body follows in ``response.body``)."""
+
+    def request_failed(self, error: Exception) -> None:
+        """
+        The request failed before a response head arrived: ``error`` is a
+        :class:`NothingReceived`, ``BadGateway``, ``GatewayTimeout``, or the
+        request body's own failure.
+        """
+
+
+class _DeferredReceiver:
+    """A :class:`ResponseReceiver` that fires a ``Deferred``."""
+
+    __slots__ = ("_d",)
+
+    def __init__(self, d: Deferred[UpstreamResponse]) -> None:
+        self._d = d
+
+    def response_received(self, response: UpstreamResponse) -> None:
+        self._d.callback(response)
+
+    def request_failed(self, error: Exception) -> None:
+        self._d.errback(error)
 
 
 class ConnectionListener(typing.Protocol):
@@ -141,6 +176,8 @@ class HTTPClientProtocol(FlowControlledProtocol):
 
     :ivar requests_sent: how many requests this connection carried (a request
         whose number is above 1 went on a reused connection).
+    :ivar on_connected: called once, with no argument, when the connection is
+        made (for a caller that connects it without an endpoint), or ``None``.
     """
 
     def __init__(
@@ -167,7 +204,7 @@ class HTTPClientProtocol(FlowControlledProtocol):
         self._closed = False
         self._busy = False
         self._poisoned = False
-        self._request_d: Deferred[UpstreamResponse] | None = None
+        self._receiver: ResponseReceiver | None = None
         self._request_body: BodyStream | None = None
         self._request_sent = False
         self._method = b""
@@ -182,6 +219,7 @@ class HTTPClientProtocol(FlowControlledProtocol):
         self._persists = False
         self._switch_pending = False
         self._held = b""
+        self.on_connected: Callable[[], object] | None = None
 
     @property
     def reusable(self) -> bool:
@@ -202,6 +240,30 @@ class HTTPClientProtocol(FlowControlledProtocol):
         """
         Send a request; the result fires with the response head.
 
+        The same as :meth:`send`, with a ``Deferred`` as the receiver.
+
+        :return: a ``Deferred`` firing with an :class:`UpstreamResponse`, or
+            failing with :class:`NothingReceived`, ``BadGateway`` or
+            ``GatewayTimeout`` (or the request body's own failure).  Cancelling
+            it drops the connection.
+        :raises RuntimeError: when a request is already in progress.
+        """
+        d: Deferred[UpstreamResponse] = Deferred(self._cancelled)
+        self.send(head, framing, body, _DeferredReceiver(d))
+        return d
+
+    def send(
+        self,
+        head: RequestHead,
+        framing: BodyFraming,
+        body: BodyStream | None,
+        receiver: ResponseReceiver,
+        *,
+        framed: bool = False,
+    ) -> None:
+        """
+        Send a request; ``receiver`` hears of its response head or failure.
+
         :param head: the head to send as it is, except its framing fields,
             which are re-derived from ``framing`` (the request goes as
             HTTP/1.1).
@@ -209,26 +271,33 @@ class HTTPClientProtocol(FlowControlledProtocol):
             from (``exchange.framing``).
         :param body: the request body (``exchange.body``), streamed with the
             upstream's pace; ``None`` for none.
-        :return: a ``Deferred`` firing with an :class:`UpstreamResponse`, or
-            failing with :class:`NothingReceived`, ``BadGateway`` or
-            ``GatewayTimeout`` (or the request body's own failure).  Cancelling
-            it drops the connection.
+        :param receiver: told of the outcome (maybe before this returns, when
+            the connection is closed already).
+        :param framed: the head's framing fields match ``framing`` already and
+            it has no ``Connection`` field (as
+            :func:`~edgeproxy.core.forwarding.upstream_request_headers` makes
+            it with ``body=framing``, but for a WebSocket upgrade): it is sent
+            as it is.
         :raises RuntimeError: when a request is already in progress.
         """
         if self._busy or self._switch_pending or self._tunnel is not None:
             raise RuntimeError("one request at a time on an HTTP/1.1 connection")
         if self._closed or self._poisoned or self._stream is None:
-            return fail(NothingReceived("the connection is closed"))
-        tokens = frame_request(head, framing)
+            receiver.request_failed(NothingReceived("the connection is closed"))
+            return
+        if framed:
+            self._request_persists = True
+            self._upgrade_requested = False
+        else:
+            tokens = frame_request(head, framing)
+            self._request_persists = b"close" not in tokens
+            self._upgrade_requested = b"upgrade" in tokens
         self.requests_sent += 1
         self._busy = True
         self._method = head.method
-        self._request_persists = b"close" not in tokens
-        self._upgrade_requested = b"upgrade" in tokens
         self._received_any = False
         self._request_sent = False
-        d: Deferred[UpstreamResponse] = Deferred(self._cancelled)
-        self._request_d = d
+        self._receiver = receiver
         self.write(request_bytes(head))
         if body is None:
             self._request_sent = True
@@ -237,7 +306,15 @@ class HTTPClientProtocol(FlowControlledProtocol):
             self._request_body = body
             self._follow(body)
             body.start(_RequestBodyWriter(self, framing.kind is BodyKind.CHUNKED))
-        return d
+
+    def cancel_request(self) -> None:
+        """
+        Give up the request in progress: its receiver hears nothing more.
+
+        The connection is dropped (and released as not reusable).
+        """
+        self._receiver = None
+        self._fail(None)
 
     def switch_protocols(self, protocol: IProtocol) -> None:
         """
@@ -263,6 +340,13 @@ class HTTPClientProtocol(FlowControlledProtocol):
             self._stream.loseConnection()
 
     # --- Twisted's side ------------------------------------------------------
+
+    def connectionMade(self) -> None:
+        """Become the transport's producer; tell ``on_connected``."""
+        super().connectionMade()
+        connected, self.on_connected = self.on_connected, None
+        if connected is not None:
+            connected()
 
     def dataReceived(self, data: bytes) -> None:
         """Parse the response; hand its head and body on."""
@@ -434,9 +518,9 @@ class HTTPClientProtocol(FlowControlledProtocol):
             return
         if self._head_pending:
             self._head_pending = False
-            d, self._request_d = self._request_d, None
-            if d is not None:
-                d.callback(response)
+            receiver, self._receiver = self._receiver, None
+            if receiver is not None:
+                receiver.response_received(response)
             if self._response is not response:
                 return  # the caller gave up on it
         if self._skip_body:
@@ -477,9 +561,9 @@ class HTTPClientProtocol(FlowControlledProtocol):
         self._stop_request_body()
         self._held = rest
         self._pause_reading(True)
-        d, self._request_d = self._request_d, None
-        if d is not None and response is not None:
-            d.callback(response)
+        receiver, self._receiver = self._receiver, None
+        if receiver is not None and response is not None:
+            receiver.response_received(response)
         if self._listener is not None:
             self._listener.connection_released(self, False)
 
@@ -508,22 +592,21 @@ class HTTPClientProtocol(FlowControlledProtocol):
         self._poisoned = True
         self._deadline.cancel()
         self._send_deadline.cancel()
-        d, self._request_d = self._request_d, None
+        receiver, self._receiver = self._receiver, None
         response, self._response = self._response, None
         self._stop_request_body()
         if self._stream is not None and not self._closed:
             self._closing = True
             self._stream.abortConnection()
-        if d is not None and error is not None:
-            d.errback(error)
+        if receiver is not None and error is not None:
+            receiver.request_failed(error)
         elif response is not None and response.body is not None and error is not None:
             response.body.fail(error)
         if self._listener is not None:
             self._listener.connection_released(self, False)
 
     def _cancelled(self, d: Deferred[UpstreamResponse]) -> None:
-        self._request_d = None
-        self._fail(None)
+        self.cancel_request()
 
     def _stop_request_body(self) -> bool:
         """Stop sending the request body, if any is still being sent."""

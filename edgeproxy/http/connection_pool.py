@@ -4,6 +4,14 @@ Keep-alive connections to upstream servers, reused across requests.
 One :class:`ConnectionPool` serves every upstream of a process; idle
 connections are kept per server key, most recently used first, up to the
 upstream's ``keepalive`` count, each closed after ``keepalive_timeout``.
+
+Handing out and taking back a connection happens on every proxied request, so
+both are kept to a few operations: an idle connection is handed over without
+a ``Deferred`` (:meth:`ConnectionPool.take_idle`), the idle lists are found
+without hashing the settings (by their identity, after a first look-up by
+equality), and expiry costs no timer per request: idle connections note when
+they went idle, and one sweep timer for the whole pool closes the ones past
+their ``keepalive_timeout``.
 """
 
 from __future__ import annotations
@@ -14,7 +22,7 @@ from typing import Any
 
 from OpenSSL import SSL
 from twisted.internet import error as internet_error
-from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.defer import CancelledError, Deferred, succeed
 from twisted.internet.endpoints import (
     HostnameEndpoint,
     TCP4ClientEndpoint,
@@ -22,11 +30,12 @@ from twisted.internet.endpoints import (
     wrapClientTLS,
 )
 from twisted.internet.interfaces import (
+    IConnector,
     IDelayedCall,
     IOpenSSLClientConnectionCreator,
     IStreamClientEndpoint,
 )
-from twisted.internet.protocol import Factory
+from twisted.internet.protocol import ClientFactory, Factory
 from twisted.internet.ssl import Certificate, CertificateOptions, optionsForClientTLS
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -66,6 +75,11 @@ class UpstreamConnectionSettings:
 
 # Idle connections serve only requests for the same server, TLS and settings.
 _PoolKey = tuple[str, bool, str, "UpstreamConnectionSettings"]
+# The same with the settings' identity: hashing it costs no Python call.
+_FastKey = tuple[str, bool, str, int]
+# Aliases are dropped (and found again by equality) beyond this many: each
+# keeps its settings object alive, and reloads make new ones.
+_MAX_ALIASES = 4096
 
 
 class _OneConnection(Factory):
@@ -81,14 +95,64 @@ class _OneConnection(Factory):
         return self.connection
 
 
-class _Idle:
-    """An idle connection and the timer that closes it."""
+class _DirectConnect(ClientFactory):
+    """
+    Connects one given protocol over plain TCP, without an endpoint.
 
-    __slots__ = ("connection", "timer")
+    An endpoint wraps the protocol in one of its own, which adds a call to
+    every read of the connection's life.  :attr:`d` fires when the protocol
+    is connected or fails with the connect's failure; cancelling it stops the
+    connect (and fails it with ``CancelledError``).
+    """
 
-    def __init__(self, connection: HTTPClientProtocol, timer: IDelayedCall) -> None:
-        self.connection = connection
-        self.timer = timer
+    noisy = False
+
+    def __init__(self, protocol: HTTPClientProtocol) -> None:
+        self.connection = protocol
+        self.d: Deferred[None] = Deferred(self._cancel)
+        self._connector: IConnector | None = None
+        self._cancelled = False
+        protocol.on_connected = self._connected
+
+    def connect(self, reactor: Any, host: str, port: int, timeout: float) -> None:
+        """Start connecting to ``host`` (an IP address) and ``port``."""
+        self._connector = reactor.connectTCP(host, port, self, timeout=timeout)
+
+    def buildProtocol(self, addr: object) -> HTTPClientProtocol:
+        """The protocol given."""
+        return self.connection
+
+    def clientConnectionFailed(self, connector: IConnector, reason: Failure) -> None:
+        """Fail :attr:`d` (with ``CancelledError`` when it was cancelled)."""
+        if not self.d.called:
+            self.d.errback(CancelledError() if self._cancelled else reason)
+
+    def _connected(self) -> None:
+        if not self.d.called:
+            self.d.callback(None)
+
+    def _cancel(self, d: Deferred[None]) -> None:
+        self._cancelled = True
+        if self._connector is not None:
+            self._connector.stopConnecting()
+
+
+class _Home:
+    """
+    The idle connections for one server, TLS and settings.
+
+    :ivar idle: each idle connection with the reactor time it went idle,
+        oldest first (the most recently used is taken first, from the end).
+    """
+
+    __slots__ = ("idle", "keepalive", "key", "timeout")
+
+    def __init__(self, key: _PoolKey) -> None:
+        settings = key[3]
+        self.key = key
+        self.keepalive = settings.keepalive
+        self.timeout = settings.keepalive_timeout
+        self.idle: list[tuple[HTTPClientProtocol, float]] = []
 
 
 class ConnectionPool:
@@ -101,14 +165,44 @@ class ConnectionPool:
 
     def __init__(self, reactor: Any) -> None:
         self._reactor = reactor
-        self._idle: dict[_PoolKey, list[_Idle]] = {}
+        self._homes: dict[_PoolKey, _Home] = {}
+        # By the settings' identity; each value keeps its settings object
+        # alive, so that no other object can take its id meanwhile.
+        self._aliases: dict[_FastKey, tuple[UpstreamConnectionSettings, _Home]] = {}
         self._released: dict[HTTPClientProtocol, ReleaseCallback] = {}
-        self._home: dict[HTTPClientProtocol, _PoolKey] = {}
+        self._home_of: dict[HTTPClientProtocol, _Home] = {}
         self._tls: dict[tuple[str, bool, str | None], Any] = {}
+        self._sweep: IDelayedCall | None = None
 
     def idle_count(self, key: str) -> int:
         """How many idle connections to the server ``key`` are kept now."""
-        return sum(len(idle) for home, idle in self._idle.items() if home[0] == key)
+        return sum(
+            len(home.idle) for home in self._homes.values() if home.key[0] == key
+        )
+
+    def take_idle(
+        self,
+        server: IUpstreamServer,
+        settings: UpstreamConnectionSettings,
+        on_release: ReleaseCallback,
+    ) -> HTTPClientProtocol | None:
+        """
+        An idle connection to ``server`` for one request, or ``None``.
+
+        The same as :meth:`acquire` for a reused connection, without the
+        ``Deferred``: call :meth:`acquire` when this returns ``None``.
+        """
+        found = self._aliases.get(
+            (server.key, server.tls, server.server_name, id(settings))
+        )
+        idle = found[1].idle if found is not None else self._home(server, settings).idle
+        while idle:
+            connection = idle.pop()[0]
+            if connection.reusable:
+                self._released[connection] = on_release
+                return connection
+            connection.close()
+        return None
 
     def acquire(
         self,
@@ -132,35 +226,45 @@ class ConnectionPool:
             settings unusable), ``GatewayTimeout`` (connect timeout) or
             ``CancelledError``.
         """
-        home: _PoolKey = (server.key, server.tls, server.server_name, settings)
-        idle = None if fresh else self._idle.get(home)
-        while idle:
-            entry = idle.pop()
-            entry.timer.cancel()
-            if entry.connection.reusable:
-                self._released[entry.connection] = on_release
-                return _succeed((entry.connection, True))
-            entry.connection.close()
+        if not fresh:
+            kept = self.take_idle(server, settings, on_release)
+            if kept is not None:
+                return succeed((kept, True))
+        home = self._home(server, settings)
         protocol = HTTPClientProtocol(self._reactor, settings.client, listener=self)
-        try:
-            endpoint = self._endpoint(server, settings)
-        except (OSError, ValueError) as error:
-            log.error(
-                "cannot connect to {server}: {error}", server=server.key, error=error
-            )
-            failed: Deferred[tuple[HTTPClientProtocol, bool]] = Deferred()
-            failed.errback(
-                BadGateway(f"TLS settings for {server.key} unusable: {error}")
-            )
-            return failed
-        d: Deferred[Any] = endpoint.connect(_OneConnection(protocol))
 
         def connected(_: object) -> tuple[HTTPClientProtocol, bool]:
-            self._home[protocol] = home
+            self._home_of[protocol] = home
             self._released[protocol] = on_release
             return protocol, False
 
-        d.addCallbacks(connected, _connect_failed, errbackArgs=(server,))
+        connecting: Deferred[Any]
+        if not server.tls and parse_address(server.host) is not None:
+            # An address in plain TCP: no endpoint, whose wrapping protocol
+            # would add a call to every read of the connection's life.
+            direct = _DirectConnect(protocol)
+            direct.connect(
+                self._reactor, server.host, server.port, settings.connect_timeout
+            )
+            connecting = direct.d
+        else:
+            try:
+                endpoint = self._endpoint(server, settings)
+            except (OSError, ValueError) as error:
+                log.error(
+                    "cannot connect to {server}: {error}",
+                    server=server.key,
+                    error=error,
+                )
+                failed: Deferred[tuple[HTTPClientProtocol, bool]] = Deferred()
+                failed.errback(
+                    BadGateway(f"TLS settings for {server.key} unusable: {error}")
+                )
+                return failed
+            connecting = endpoint.connect(_OneConnection(protocol))
+        d: Deferred[tuple[HTTPClientProtocol, bool]] = connecting.addCallbacks(
+            connected, _connect_failed, errbackArgs=(server,)
+        )
         return d
 
     # --- ConnectionListener ------------------------------------------------
@@ -169,19 +273,19 @@ class ConnectionPool:
         self, connection: HTTPClientProtocol, reusable: bool
     ) -> None:
         """A request is over: keep the connection idle, or let it go."""
-        home = self._home.get(connection)
+        home = self._home_of.get(connection)
         kept = False
         if reusable and home is not None:
-            settings = home[3]
-            idle = self._idle.setdefault(home, [])
-            if len(idle) < settings.keepalive:
-                timer = self._reactor.callLater(
-                    settings.keepalive_timeout, self._expire, home, connection
-                )
-                idle.append(_Idle(connection, timer))
+            idle = home.idle
+            if len(idle) < home.keepalive:
+                idle.append((connection, self._reactor.seconds()))
+                if self._sweep is None:
+                    self._sweep = self._reactor.callLater(
+                        home.timeout, self._sweep_idle
+                    )
                 kept = True
         if not kept:
-            self._home.pop(connection, None)
+            self._home_of.pop(connection, None)
             if reusable:
                 connection.close()
         callback = self._released.pop(connection, None)
@@ -190,30 +294,72 @@ class ConnectionPool:
 
     def connection_lost(self, connection: HTTPClientProtocol) -> None:
         """A connection closed: forget it."""
-        home = self._home.pop(connection, None)
-        if home is not None:
-            idle = self._idle.get(home, [])
-            for entry in idle:
-                if entry.connection is connection:
-                    entry.timer.cancel()
-                    idle.remove(entry)
-                    break
+        home = self._home_of.pop(connection, None)
+        if home is None:
+            return
+        idle = home.idle
+        for index, entry in enumerate(idle):
+            if entry[0] is connection:
+                del idle[index]
+                break
+        if self._sweep is not None and not any(
+            home.idle for home in self._homes.values()
+        ):
+            self._stop_sweep()
 
     def close_idle(self) -> None:
         """Close every idle connection (at shutdown)."""
-        for idle in self._idle.values():
-            for entry in idle:
-                entry.timer.cancel()
-                entry.connection.close()
-        self._idle.clear()
+        for home in self._homes.values():
+            idle, home.idle = home.idle, []
+            for connection, _ in idle:
+                connection.close()
+        self._stop_sweep()
 
-    def _expire(self, home: _PoolKey, connection: HTTPClientProtocol) -> None:
-        idle = self._idle.get(home, [])
-        for entry in idle:
-            if entry.connection is connection:
-                idle.remove(entry)
-                break
-        connection.close()
+    # --- internals -----------------------------------------------------------
+
+    def _home(
+        self, server: IUpstreamServer, settings: UpstreamConnectionSettings
+    ) -> _Home:
+        """The idle list for ``server`` and ``settings`` (made on first use)."""
+        key: _PoolKey = (server.key, server.tls, server.server_name, settings)
+        home = self._homes.get(key)
+        if home is None:
+            home = self._homes[key] = _Home(key)
+        if len(self._aliases) >= _MAX_ALIASES:
+            self._aliases.clear()
+        fast: _FastKey = (server.key, server.tls, server.server_name, id(settings))
+        self._aliases[fast] = (settings, home)
+        return home
+
+    def _sweep_idle(self) -> None:
+        """Close the connections idle for their whole timeout; sweep again later."""
+        self._sweep = None
+        now = self._reactor.seconds()
+        soonest: float | None = None
+        for home in self._homes.values():
+            idle = home.idle
+            timeout = home.timeout
+            expired = 0
+            while expired < len(idle) and idle[expired][1] + timeout <= now:
+                expired += 1
+            if expired:
+                closing = idle[:expired]
+                del idle[:expired]
+                for connection, _ in closing:
+                    connection.close()
+            if idle:
+                due = idle[0][1] + timeout
+                if soonest is None or due < soonest:
+                    soonest = due
+        if soonest is not None and self._sweep is None:
+            self._sweep = self._reactor.callLater(
+                max(0.0, soonest - now), self._sweep_idle
+            )
+
+    def _stop_sweep(self) -> None:
+        sweep, self._sweep = self._sweep, None
+        if sweep is not None and sweep.active():
+            sweep.cancel()
 
     def _endpoint(
         self, server: IUpstreamServer, settings: UpstreamConnectionSettings
@@ -281,14 +427,6 @@ class UnverifiedTLS:
         connection.set_tlsext_host_name(self._name)
         connection.set_connect_state()
         return connection
-
-
-def _succeed(
-    value: tuple[HTTPClientProtocol, bool],
-) -> Deferred[tuple[HTTPClientProtocol, bool]]:
-    d: Deferred[tuple[HTTPClientProtocol, bool]] = Deferred()
-    d.callback(value)
-    return d
 
 
 def _connect_failed(failure: Failure, server: IUpstreamServer) -> Failure:

@@ -59,6 +59,7 @@ from edgeproxy.upstream.server import UpstreamServer
 
 log = Logger()
 
+_NO_KEYS: frozenset[str] = frozenset()
 IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"})
 
 _REASONS = {
@@ -119,13 +120,17 @@ class _Attempt:
         "connection",
         "done",
         "head_at",
+        "request",
         "reused",
         "server",
         "started",
         "tunnelled",
     )
 
-    def __init__(self, server: UpstreamServer, started: float) -> None:
+    def __init__(
+        self, request: ProxiedRequest, server: UpstreamServer, started: float
+    ) -> None:
+        self.request = request
         self.server = server
         self.started = started
         self.connected = False
@@ -135,9 +140,39 @@ class _Attempt:
         self.head_at: float | None = None
         self.connection: HTTPClientProtocol | None = None
 
+    def released(self, kept: bool) -> None:
+        """The pool took the connection back: the attempt is over (unless tunnelled)."""
+        if not self.tunnelled:
+            self.request._account(self, failed=False)
+
 
 class ProxiedRequest:
     """The life of one request through the proxy."""
+
+    __slots__ = (
+        "attempt",
+        "cache",
+        "context",
+        "exchange",
+        "filtered_host",
+        "fresh_connection",
+        "gone",
+        "handler",
+        "host",
+        "last_error",
+        "pending",
+        "ran",
+        "received_host",
+        "retries_left",
+        "route",
+        "sending",
+        "snapshot",
+        "stale_retry_done",
+        "target",
+        "tried",
+        "upstream_request",
+        "websocket",
+    )
 
     def __init__(self, handler: ProxyRequestHandler, exchange: ServerExchange) -> None:
         self.handler = handler
@@ -156,7 +191,11 @@ class ProxiedRequest:
         self.tried: set[str] = set()
         self.retries_left = 0
         self.stale_retry_done = False
+        # What to cancel if the client goes: a connect, or a request sent
+        # (with its attempt, dropped when it ends: it refers back to us).
         self.pending: Deferred[Any] | None = None
+        self.sending: HTTPClientProtocol | None = None
+        self.attempt: _Attempt | None = None
         self.last_error: UpstreamError | None = None
         # The Host a request filter set, to send upstream instead of the
         # client's (which X-Forwarded-Host still reports).
@@ -182,7 +221,6 @@ class ProxiedRequest:
         except ValueError as error:
             self.exchange.send_local(LocalResponse.text(400, f"Bad Request: {error}"))
             return
-        self.received_host = request.headers.get(b"host")
         table = self.snapshot.route_tables[self.handler.listener]
         route = table.match(request, self.host)
         if route is None:
@@ -202,13 +240,26 @@ class ProxiedRequest:
             and route.config.websocket
             and is_websocket_upgrade(request)
         )
+        if not route.filters:
+            # Nothing to wait for: straight on (the server protocol's own
+            # guard would answer an exception differently).
+            self._proceed_guarded(None)
+            return
+        self.received_host = request.headers.get(b"host")
         run_request_filters(route.filters, self.context, request, self._filtered)
 
     def _filtered(self, answer: LocalResponse | None, ran: int) -> None:
         self.ran = ran
         if self.gone:
             return
-        self._guarded(lambda: self._proceed(answer))
+        self._proceed_guarded(answer)
+
+    def _proceed_guarded(self, answer: LocalResponse | None) -> None:
+        """:meth:`_proceed`, answering 500 if it raises (see :meth:`_guarded`)."""
+        try:
+            self._proceed(answer)
+        except Exception:
+            self._step_failed()
 
     def _guarded(self, step: Callable[[], None]) -> None:
         """
@@ -221,8 +272,12 @@ class ProxiedRequest:
         try:
             step()
         except Exception:
-            log.failure("proxying a request failed")
-            self.exchange.send_local(LocalResponse.text(500, "Internal Server Error"))
+            self._step_failed()
+
+    def _step_failed(self) -> None:
+        """Log the exception being handled and answer 500."""
+        log.failure("proxying a request failed")
+        self.exchange.send_local(LocalResponse.text(500, "Internal Server Error"))
 
     def _proceed(self, answer: LocalResponse | None) -> None:
         assert self.route is not None
@@ -262,10 +317,19 @@ class ProxiedRequest:
                 return
             self.target = target
         public_target = request.target
-        request.target = rewrite_target(specs.rewrite, request.target)
-        host = request.headers.get(b"host")
-        if host != self.received_host:
-            self.filtered_host = host
+        rewrite = specs.rewrite
+        if (
+            rewrite.pattern
+            or rewrite.strip_prefix
+            or rewrite.add_prefix
+            or public_target[:1] != b"/"
+        ):
+            request.target = rewrite_target(rewrite, public_target)
+        if self.ran:
+            # Only a request filter can have changed the Host.
+            host = request.headers.get(b"host")
+            if host != self.received_host:
+                self.filtered_host = host
         if cache is not None:
             self.cache = CacheExchange(
                 cache,
@@ -321,23 +385,34 @@ class ProxiedRequest:
         """Send the request to one server of the pool."""
         target = self.target
         assert target is not None
-        now = self.handler.reactor.seconds()
+        pool = target.pool
+        handler = self.handler
+        now = handler.reactor.seconds()
+        tried = self.tried
         try:
-            server = target.pool.pick(self.context, now, frozenset(self.tried))
+            server = pool.pick(
+                self.context, now, frozenset(tried) if tried else _NO_KEYS
+            )
         except NoServerAvailable as error:
             # After a failed try, the client hears about that failure, not
             # about there being no other server to try.
             self.fail(self.last_error or error)
             return
-        self.tried.add(server.key)
+        tried.add(server.key)
         self.context.upstream = server.key
-        attempt = _Attempt(server, now)
-        target.pool.started(server, now)
-        d = self.handler.connections.acquire(
-            server,
-            target.connections,
-            lambda kept: self._released(attempt),
-            fresh=self.fresh_connection,
+        attempt = _Attempt(self, server, now)
+        pool.started(server, now)
+        connections = handler.connections
+        if not self.fresh_connection:
+            idle = connections.take_idle(server, target.connections, attempt.released)
+            if idle is not None:
+                try:
+                    self._send(idle, True, attempt)
+                except Exception:
+                    self._failed(Failure(), attempt)
+                return
+        d = connections.acquire(
+            server, target.connections, attempt.released, fresh=self.fresh_connection
         )
         self.pending = d
         d.addCallback(self._connected, attempt)
@@ -345,24 +420,34 @@ class ProxiedRequest:
 
     def _connected(
         self, result: tuple[HTTPClientProtocol, bool], attempt: _Attempt
-    ) -> Deferred[UpstreamResponse]:
-        connection, reused = result
+    ) -> None:
+        self._send(result[0], result[1], attempt)
+
+    def _send(
+        self, connection: HTTPClientProtocol, reused: bool, attempt: _Attempt
+    ) -> None:
+        """Send the request on ``connection``, for ``attempt``."""
         attempt.connected = True
         attempt.reused = reused
         attempt.connection = connection
         route = self.route
         assert route is not None
-        request = self.upstream_request or self.exchange.request
-        server = attempt.server
+        exchange = self.exchange
+        request = self.upstream_request or exchange.request
+        framing = exchange.framing
+        websocket = self.websocket
+        # Framed in the same pass, but for a WebSocket upgrade (whose
+        # Connection field the client protocol must see).
         headers = upstream_request_headers(
             request,
             route.specs.forwarding,
-            peer_host=self.exchange.client_host,
-            peer_port=self.exchange.client_port,
+            peer_host=exchange.client_host,
+            peer_port=exchange.client_port,
             scheme=self.handler.scheme,
             request_host=self.host,
-            upstream_authority=server.key.encode("ascii"),
-            websocket=self.websocket,
+            upstream_authority=attempt.server.authority,
+            websocket=websocket,
+            body=None if websocket else framing,
         )
         if self.filtered_host is not None and route.specs.forwarding.preserve_host:
             pairs = headers.pairs
@@ -371,10 +456,32 @@ class ProxiedRequest:
                     pairs[index] = (name, self.filtered_host)
                     break
         outgoing = RequestHead(request.method, request.target, headers, b"1.1")
-        d = connection.send_request(outgoing, self.exchange.framing, self.exchange.body)
-        self.pending = d
-        d.addCallback(self._responded, attempt)
-        return d
+        self.pending = None
+        self.sending = connection
+        self.attempt = attempt
+        connection.send(outgoing, framing, exchange.body, self, framed=not websocket)
+
+    # --- ResponseReceiver, for the request sent ----------------------------
+
+    def response_received(self, response: UpstreamResponse) -> None:
+        """The upstream's response head arrived."""
+        attempt, self.attempt = self.attempt, None
+        assert attempt is not None
+        self.sending = None
+        try:
+            self._responded(response, attempt)
+        except Exception:
+            self._failed(Failure(), attempt)
+
+    def request_failed(self, error: Exception) -> None:
+        """The request failed before a response head arrived."""
+        attempt, self.attempt = self.attempt, None
+        assert attempt is not None
+        self.sending = None
+        try:
+            self._failed(Failure(error), attempt)
+        except Exception:
+            self._step_failed()
 
     def _client_gone(self) -> None:
         self.gone = True
@@ -387,12 +494,13 @@ class ProxiedRequest:
             return  # the fetch fills the cache for others: let it finish
         if self.pending is not None:
             self.pending.cancel()
+        elif self.sending is not None and self.attempt is not None:
+            connection, self.sending = self.sending, None
+            attempt, self.attempt = self.attempt, None
+            connection.cancel_request()
+            self._abandoned(attempt)
 
     # --- upstream outcomes -------------------------------------------------
-
-    def _released(self, attempt: _Attempt) -> None:
-        if not attempt.tunnelled:
-            self._account(attempt, failed=False)
 
     def _account(self, attempt: _Attempt, failed: bool) -> None:
         if attempt.done:
@@ -409,9 +517,7 @@ class ProxiedRequest:
     def _failed(self, failure: Failure, attempt: _Attempt) -> None:
         self.pending = None
         if failure.check(CancelledError) or self.gone:
-            self._account(attempt, failed=False)
-            if self.cache is not None:
-                self.cache.failed()
+            self._abandoned(attempt)
             return
         error = failure.value
         if not isinstance(error, UpstreamError):
@@ -456,6 +562,12 @@ class ProxiedRequest:
             return
         self.fail(error)
 
+    def _abandoned(self, attempt: _Attempt) -> None:
+        """The attempt ended because the client went away (or it was cancelled)."""
+        self._account(attempt, failed=False)
+        if self.cache is not None:
+            self.cache.failed()
+
     def _retry(self) -> None:
         self._guarded(self.try_server)
 
@@ -494,7 +606,6 @@ class ProxiedRequest:
         return True
 
     def _responded(self, response: UpstreamResponse, attempt: _Attempt) -> None:
-        self.pending = None
         attempt.head_at = self.handler.reactor.seconds()
         route = self.route
         assert route is not None
@@ -511,7 +622,7 @@ class ProxiedRequest:
         )
         location = route.specs.location
         if location.enabled:
-            authorities = [attempt.server.key.encode("ascii")]
+            authorities = [attempt.server.authority]
             if self.host is not None:
                 authorities.append(self.host)
             head.headers = rewrite_locations(
@@ -546,7 +657,12 @@ class ProxiedRequest:
         """Answer the client with ``head`` and ``body`` through the response filters."""
         route = self.route
         assert route is not None
-        head.headers.pairs.extend(self.context.response_headers.pairs)
+        added = self.context.response_headers.pairs
+        if added:
+            head.headers.pairs.extend(added)
+        if not self.ran and (body is None or isinstance(body, BodyStream)):
+            self.exchange.send_response(head, framing, body)
+            return
 
         def send() -> None:
             exchange = self.exchange

@@ -3,16 +3,28 @@ An upstream pool: servers, the strategy that chooses among them, and the runtime
 
 A pool never blocks and never reads a clock: :meth:`UpstreamPool.pick` answers
 at once with a server or raises :class:`~edgeproxy.errors.NoServerAvailable`.
+
+:meth:`UpstreamPool.pick` runs for every request: the servers it may choose
+from are kept from one request to the next until a server's availability
+changes (:data:`~edgeproxy.upstream.server.AVAILABILITY`) or a passive mark
+down runs out, and the strategy is told when requests start and end only if
+it wants to be.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
+from edgeproxy.balancing.plugin import StrategyWithoutFeedback
 from edgeproxy.core.context import RequestContext
 from edgeproxy.errors import NoServerAvailable
 from edgeproxy.interfaces import IBalancingStrategy
-from edgeproxy.upstream.server import AdminState, ServerTransition, UpstreamServer
+from edgeproxy.upstream.server import (
+    AVAILABILITY,
+    AdminState,
+    ServerTransition,
+    UpstreamServer,
+)
 
 _NOTHING_EXCLUDED: frozenset[str] = frozenset()
 
@@ -44,6 +56,18 @@ class UpstreamPool:
             raise ValueError(f"upstream {name}: server keys must be unique")
         self._primaries = tuple(s for s in self.servers if not s.backup)
         self._backups = tuple(s for s in self.servers if s.backup)
+        # Whether the candidates depend on each request in flight (caps).
+        self._capped = any(s.max_conns for s in self.servers)
+        kind = type(strategy)
+        self._feedback = not (
+            getattr(kind, "started", None) is StrategyWithoutFeedback.started
+            and getattr(kind, "finished", None) is StrategyWithoutFeedback.finished
+        )
+        # The candidates with nothing excluded, while AVAILABILITY.count is
+        # _cached_at and the time is before _cached_until.
+        self._cached: tuple[UpstreamServer, ...] = ()
+        self._cached_at = -1
+        self._cached_until = 0.0
 
     def __repr__(self) -> str:
         return f"<UpstreamPool {self.name} servers={len(self.servers)}>"
@@ -89,7 +113,12 @@ class UpstreamPool:
         :raises TypeError: if the strategy answers with something that is not
             a server of this pool.
         """
-        found = self.candidates(now, exclude)
+        if exclude or self._capped:
+            found: Sequence[UpstreamServer] = self.candidates(now, exclude)
+        elif self._cached_at == AVAILABILITY.count and now < self._cached_until:
+            found = self._cached
+        else:
+            found = self._cache_candidates(now)
         if not found:
             raise NoServerAvailable(f"upstream {self.name}: no server is available")
         picked = self.strategy.pick(found, context, now)
@@ -104,7 +133,8 @@ class UpstreamPool:
     def started(self, server: UpstreamServer, now: float) -> None:
         """A request or connection started on ``server`` (a server of this pool)."""
         server.request_started()
-        self.strategy.started(server, now)
+        if self._feedback:
+            self.strategy.started(server, now)
 
     def finished(
         self, server: UpstreamServer, now: float, elapsed: float, failed: bool
@@ -118,8 +148,22 @@ class UpstreamPool:
         :return: the server's health transition, if this caused one.
         """
         transition = server.request_finished(now, elapsed, failed)
-        self.strategy.finished(server, now, elapsed, failed)
+        if self._feedback:
+            self.strategy.finished(server, now, elapsed, failed)
         return transition
+
+    def _cache_candidates(self, now: float) -> tuple[UpstreamServer, ...]:
+        """The candidates now, kept until a change or a mark down's end."""
+        changes = AVAILABILITY.count
+        found = self._cached = tuple(self.candidates(now))
+        until = float("inf")
+        for server in self.servers:
+            down_until = server.down_until
+            if down_until is not None and now < down_until < until:
+                until = down_until
+        self._cached_at = changes
+        self._cached_until = until
+        return found
 
     # --- runtime API ------------------------------------------------------------
 

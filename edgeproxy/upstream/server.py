@@ -126,6 +126,28 @@ class ServerStats:
 TransitionHook = Callable[[ServerTransition], None]
 
 
+class AvailabilityChanges:
+    """
+    Counts the changes that make any server more or less available.
+
+    An admin state set, an active check that turns a server up or down, a
+    passive mark down or its clearing, a reload sharing state: each adds one.
+    Pools keep their candidate lists while the count stays the same (the
+    passage of time aside: see :attr:`UpstreamServer.down_until`).
+
+    :ivar count: the changes so far.
+    """
+
+    __slots__ = ("count",)
+
+    def __init__(self) -> None:
+        self.count = 0
+
+
+AVAILABILITY = AvailabilityChanges()
+"""The changes of every server of the process."""
+
+
 class _ServerState:
     """The mutable part of a server, shared across a reload."""
 
@@ -179,6 +201,7 @@ class UpstreamServer:
     :ivar spec: the server as configured; ``key``, ``host``, ``port``,
         ``tls``, ``weight``, ``backup`` and ``max_conns`` are copied from it
         as plain attributes (they are read on every pick).
+    :ivar authority: the key as bytes (``host:port``, as a Host field has it).
     :ivar server_name: the TLS server name to send and verify (the host
         unless ``server_name`` was given).
     :ivar on_transition: the hook called with every :class:`ServerTransition`,
@@ -196,6 +219,7 @@ class UpstreamServer:
         self.spec = spec
         self.policy = policy if policy is not None else HealthPolicy()
         self.key: str = spec.key
+        self.authority: bytes = spec.key.encode("ascii")
         self.host: str = spec.host
         self.port: int = spec.port
         self.tls: bool = spec.tls
@@ -241,6 +265,11 @@ class UpstreamServer:
     def admin_state(self) -> AdminState:
         """What the operator allows."""
         return self._state.admin
+
+    @property
+    def down_until(self) -> float | None:
+        """When a passive mark down ends (the server is then on trial), or ``None``."""
+        return self._state.down_until
 
     def is_up(self, now: float) -> bool:
         """Whether both active and passive checks consider the server healthy."""
@@ -308,7 +337,8 @@ class UpstreamServer:
         :param failed: whether it failed (connect error, reset, timeout).
         """
         state = self._state
-        state.active = max(0, state.active - 1)
+        if state.active > 0:
+            state.active -= 1
         if failed:
             state.failures += 1
             self._count_failure(now)
@@ -319,11 +349,15 @@ class UpstreamServer:
                 state.latency_ewma += _LATENCY_SMOOTHING * (
                     elapsed - state.latency_ewma
                 )
-            if state.down_until is not None and now >= state.down_until:
+            if state.down_until is None:
+                if state.checked_up is state.reported_up:
+                    return None  # the usual case: up before, up now
+            elif now >= state.down_until:
                 # The trial after fail_timeout succeeded: start counting afresh.
                 state.down_until = None
                 state.window_start = None
                 state.window_fails = 0
+                AVAILABILITY.count += 1
         return self._note_health(now, "a request succeeded after fail_timeout")
 
     def _count_failure(self, now: float) -> None:
@@ -336,6 +370,7 @@ class UpstreamServer:
             if now >= state.down_until:
                 # The trial after fail_timeout failed: down again at once.
                 state.down_until = now + policy.fail_timeout
+                AVAILABILITY.count += 1
             # A request that started before the server was marked down
             # does not extend the penalty.
             return
@@ -347,6 +382,7 @@ class UpstreamServer:
         state.window_fails += 1
         if state.window_fails >= policy.max_fails:
             state.down_until = now + policy.fail_timeout
+            AVAILABILITY.count += 1
 
     # --- active health ----------------------------------------------------------
 
@@ -362,6 +398,7 @@ class UpstreamServer:
                 state.rise_streak += 1
                 if state.rise_streak >= self.policy.rise:
                     state.checked_up = True
+                    AVAILABILITY.count += 1
                     state.check_reason = ""
                     state.rise_streak = 0
                     up_reason = f"{self.policy.rise} health checks passed"
@@ -371,6 +408,7 @@ class UpstreamServer:
                 state.fail_streak += 1
                 if state.fail_streak >= self.policy.fall:
                     state.checked_up = False
+                    AVAILABILITY.count += 1
                     state.fail_streak = 0
             if not state.checked_up:
                 state.check_reason = result.reason or "health check failed"
@@ -397,6 +435,7 @@ class UpstreamServer:
         if old is admin:
             return None
         self._state.admin = admin
+        AVAILABILITY.count += 1
         return self._emit("admin", old.value, admin.value, reason, now)
 
     def _emit(
@@ -421,6 +460,7 @@ class UpstreamServer:
         the admin state; otherwise the runtime state carries over.
         """
         self._state = old._state
+        AVAILABILITY.count += 1
         if old.spec.down != self.spec.down:
             admin = AdminState.DISABLED if self.spec.down else AdminState.ENABLED
             self.set_admin_state(admin, now, "configuration reloaded")

@@ -14,6 +14,13 @@ from edgeproxy.core.forwarding import (
     real_client_address,
     upstream_request_headers,
 )
+from edgeproxy.core.framing import (
+    CHUNKED,
+    NO_BODY,
+    BodyFraming,
+    fixed_length,
+    frame_request,
+)
 from edgeproxy.core.message import HeaderPair, Headers, RequestHead, ResponseHead
 
 Pairs = list[HeaderPair]
@@ -693,3 +700,39 @@ def test_response_fields(
     )
     assert result.pairs == expected
     assert head.headers.pairs == received, "the response head must not change"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [NO_BODY, fixed_length(0), fixed_length(12), CHUNKED],
+    ids=["none", "empty", "length", "chunked"],
+)
+@pytest.mark.parametrize(
+    "received",
+    [
+        pytest.param([_HOST, (b"Accept", b"*/*")], id="plain"),
+        pytest.param([_HOST, (b"content-length", b"12"), (b"X-A", b"1")], id="length"),
+        pytest.param(
+            [_HOST, (b"Transfer-Encoding", b"chunked"), (b"X-A", b"1")], id="chunked"
+        ),
+        pytest.param(
+            [_HOST, (b"Connection", b"X-A"), (b"X-A", b"1"), (b"Content-Length", b"0")],
+            id="Connection names a field",
+        ),
+    ],
+)
+def test_framing_in_the_same_pass(received: Pairs, body: BodyFraming) -> None:
+    """With body=, the fields are what frame_request would make of them after."""
+    head = RequestHead(b"POST", b"/", Headers(received))
+    options: dict[str, Any] = {
+        "peer_host": "203.0.113.7",
+        "scheme": b"http",
+        "request_host": b"app.example",
+        "upstream_authority": b"10.0.0.1:9001",
+    }
+    policy = ForwardingPolicy()
+    framed = upstream_request_headers(head, policy, body=body, **options)
+    plain = upstream_request_headers(head, policy, **options)
+    tokens = frame_request(RequestHead(b"POST", b"/", plain), body)
+    assert framed.pairs == plain.pairs
+    assert tokens == []

@@ -626,3 +626,79 @@ def test_101_without_both_upgrade_fields_is_a_bad_gateway(
     upstream.receive(b"HTTP/1.1 101 Switching Protocols\r\n" + fields + b"\r\n")
     assert isinstance(failure_of(results), BadGateway)
     assert upstream.transport.disconnected
+
+
+# --- the receiver interface ------------------------------------------------------
+
+
+class Receiver:
+    """A ResponseReceiver that keeps what it hears."""
+
+    def __init__(self) -> None:
+        self.responses: list[UpstreamResponse] = []
+        self.errors: list[Exception] = []
+
+    def response_received(self, response: UpstreamResponse) -> None:
+        self.responses.append(response)
+
+    def request_failed(self, error: Exception) -> None:
+        self.errors.append(error)
+
+
+def test_send_tells_the_receiver_of_the_response(upstream: Upstream) -> None:
+    """send() hands the response head to its receiver, once."""
+    receiver = Receiver()
+    head = RequestHead(b"GET", b"/p", Headers([(b"Host", b"up")]))
+    upstream.protocol.send(head, NO_BODY, None, receiver)
+    upstream.receive(b"HTTP/1.1 204 No Content\r\n\r\n")
+    assert [r.head.status for r in receiver.responses] == [204]
+    assert receiver.errors == []
+    assert upstream.listener.released == [True]
+
+
+def test_send_on_a_closed_connection_fails_at_once(upstream: Upstream) -> None:
+    """send() on a closed connection tells the receiver NothingReceived."""
+    upstream.lose(ConnectionDone())
+    receiver = Receiver()
+    upstream.protocol.send(RequestHead(b"GET", b"/p"), NO_BODY, None, receiver)
+    assert [type(e) for e in receiver.errors] == [NothingReceived]
+
+
+def test_cancel_request_drops_the_connection_quietly(upstream: Upstream) -> None:
+    """cancel_request() aborts the connection; the receiver hears nothing."""
+    receiver = Receiver()
+    head = RequestHead(b"GET", b"/p", Headers([(b"Host", b"up")]))
+    upstream.protocol.send(head, NO_BODY, None, receiver)
+    upstream.protocol.cancel_request()
+    assert upstream.transport.disconnecting
+    assert upstream.listener.released == [False]
+    assert receiver.responses == [] and receiver.errors == []
+
+
+@pytest.mark.parametrize(
+    ("framed", "sent"),
+    [
+        (True, b"Host: up\r\nContent-Length: 9\r\n\r\n"),
+        (False, b"Host: up\r\nContent-Length: 3\r\n\r\n"),
+    ],
+)
+def test_a_framed_head_is_sent_as_it_is(
+    upstream: Upstream, framed: bool, sent: bytes
+) -> None:
+    """framed=True sends the head's own framing fields; else they are re-derived."""
+    head = RequestHead(
+        b"POST", b"/p", Headers([(b"Host", b"up"), (b"Content-Length", b"9")])
+    )
+    body = BodyStream(Origin(), 1024)
+    upstream.protocol.send(head, fixed_length(3), body, Receiver(), framed=framed)
+    assert upstream.transport.value() == b"POST /p HTTP/1.1\r\n" + sent
+
+
+def test_on_connected_is_called_once_when_connected(clock: MemoryReactorClock) -> None:
+    """on_connected hears of the connection being made, then is dropped."""
+    protocol = HTTPClientProtocol(clock)
+    calls: list[None] = []
+    protocol.on_connected = lambda: calls.append(None)
+    protocol.makeConnection(StringTransport())
+    assert calls == [None]
+    assert protocol.on_connected is None

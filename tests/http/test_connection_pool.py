@@ -381,3 +381,55 @@ def test_unreadable_ca_file_fails_the_connect(pool: Pool, tmp_path: Path) -> Non
     settings = UpstreamConnectionSettings(tls_ca_file=str(tmp_path / "missing.pem"))
     d = pool.acquire(FakeServer("10.0.0.1", 9443, tls=True), settings)
     assert failure_of(d).check(BadGateway)
+
+
+# --- taking idle connections, expiry ------------------------------------------------
+
+
+def test_take_idle_hands_over_an_idle_connection(pool: Pool) -> None:
+    """take_idle gives the idle connection at once, or None when there is none."""
+    connection, upstream = pool.connected()
+    assert pool.connections.take_idle(SERVER, SETTINGS, pool.releases.append) is None
+    pool.serve(connection, upstream)
+    taken = pool.connections.take_idle(SERVER, SETTINGS, pool.releases.append)
+    assert taken is connection
+    pool.serve(connection, upstream)
+    assert pool.releases == [True, True]
+
+
+def test_each_idle_connection_expires_on_its_own_time(pool: Pool) -> None:
+    """Connections idle since different times each close keepalive_timeout later."""
+    first, first_upstream = pool.connected()
+    second, second_upstream = pool.connected()
+    pool.serve(first, first_upstream)
+    pool.reactor.advance(10)
+    pool.serve(second, second_upstream)
+    pool.reactor.advance(20)
+    assert first_upstream.closing
+    assert not second_upstream.closing
+    pool.reactor.advance(9.9)
+    assert not second_upstream.closing
+    pool.reactor.advance(0.1)
+    assert second_upstream.closing
+    assert pool.connections.idle_count(SERVER.key) == 0
+
+
+def test_equal_settings_share_idle_connections(pool: Pool) -> None:
+    """Settings equal to the ones a connection was made with reuse it (a reload)."""
+    connection, upstream = pool.connected()
+    pool.serve(connection, upstream)
+    equal = UpstreamConnectionSettings(connect_timeout=2.0, keepalive_timeout=30.0)
+    assert equal is not SETTINGS
+    assert result_of(pool.acquire(settings=equal)) == (connection, True)
+
+
+def test_a_connect_failing_after_cancel_is_cancelled(pool: Pool) -> None:
+    """A connect that its connector fails as it stops reports CancelledError."""
+    d = pool.acquire()
+    factory = pool.reactor.tcpClients[0][2]
+    connector = pool.reactor.connectors[0]
+    connector.stopConnecting = lambda: factory.clientConnectionFailed(  # type: ignore[method-assign]
+        connector, Failure(ConnectError("user cancelled"))
+    )
+    d.cancel()
+    assert failure_of(d).check(CancelledError)

@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 import pytest
 from zope.interface import implementer
 
+from edgeproxy.balancing.plugin import StrategyWithoutFeedback
 from edgeproxy.core.context import RequestContext
 from edgeproxy.core.health import HealthResult
 from edgeproxy.errors import NoServerAvailable
@@ -219,3 +220,89 @@ def test_reload_carries_state_of_kept_servers() -> None:
     # A request that started on the old pool finishes there; the new one sees it.
     old.finished(in_flight, 2.0, 0.1, failed=False)
     assert a.active == 0
+
+
+# --- what pick offers, from one request to the next -----------------------------
+
+
+def offered_after(
+    pool: UpstreamPool, strategy: FirstCandidate, now: float
+) -> list[str]:
+    """The keys the strategy is offered by a pick at ``now``."""
+    pool.pick(CONTEXT, now)
+    return strategy.offered[-1]
+
+
+@pytest.mark.parametrize(
+    ("change", "offered"),
+    [
+        pytest.param(lambda pool: pool.disable("a:1", 1.0), ["b:1"], id="disable"),
+        pytest.param(lambda pool: pool.drain("a:1", 1.0), ["b:1"], id="drain"),
+        pytest.param(
+            lambda pool: [pool.server("a:1").record_check(DOWN, 1.0) for _ in range(3)],
+            ["b:1"],
+            id="active check",
+        ),
+        pytest.param(
+            lambda pool: (
+                pool.started(pool.server("a:1"), 1.0),
+                pool.finished(pool.server("a:1"), 1.0, 0.1, failed=True),
+            ),
+            ["b:1"],
+            id="passive mark down",
+        ),
+    ],
+)
+def test_every_change_of_availability_shows_in_the_next_pick(
+    change: Callable[[UpstreamPool], object], offered: list[str]
+) -> None:
+    """A pick after a server's availability changed offers the servers of now."""
+    pool, strategy = make_pool("a:1, b:1")
+    assert offered_after(pool, strategy, 0.0) == ["a:1", "b:1"]
+    change(pool)
+    assert offered_after(pool, strategy, 1.0) == offered
+
+
+def test_a_server_comes_back_when_its_mark_down_runs_out() -> None:
+    """A passively marked-down server is offered again after fail_timeout, unasked."""
+    pool, strategy = make_pool("a:1, b:1", HealthPolicy(max_fails=1, fail_timeout=10))
+    pool.started(pool.server("a:1"), 0.0)
+    pool.finished(pool.server("a:1"), 0.0, 0.1, failed=True)
+    assert offered_after(pool, strategy, 9.9) == ["b:1"]
+    assert offered_after(pool, strategy, 10.0) == ["a:1", "b:1"]
+
+
+def test_a_capped_server_is_offered_by_its_requests_in_flight() -> None:
+    """A server at its max_conns cap is left out until a request ends."""
+    pool, strategy = make_pool("a:1 max_conns=1, b:1")
+    server = pool.server("a:1")
+    pool.started(server, 0.0)
+    assert offered_after(pool, strategy, 0.0) == ["b:1"]
+    pool.finished(server, 1.0, 0.1, failed=False)
+    assert offered_after(pool, strategy, 1.0) == ["a:1", "b:1"]
+
+
+def test_a_strategy_without_feedback_that_wants_some_is_told() -> None:
+    """A StrategyWithoutFeedback subclass overriding started is still told."""
+
+    @implementer(IBalancingStrategy)
+    class Counting(StrategyWithoutFeedback):
+        def __init__(self) -> None:
+            self.started_on: list[str] = []
+
+        def pick(
+            self,
+            candidates: Sequence[IUpstreamServer],
+            context: RequestContext,
+            now: float,
+        ) -> IUpstreamServer:
+            return candidates[0]
+
+        def started(self, server: IUpstreamServer, now: float) -> None:
+            self.started_on.append(server.key)
+
+    strategy = Counting()
+    specs, _ = parse_servers("a:1", allow_tls=True)
+    pool = UpstreamPool("users", [UpstreamServer(specs[0])], strategy)
+    pool.started(pool.pick(CONTEXT, 0.0), 0.0)
+    assert strategy.started_on == ["a:1"]
