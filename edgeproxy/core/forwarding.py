@@ -21,7 +21,13 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 from edgeproxy.core.addresses import AddressSet, parse_address
-from edgeproxy.core.framing import BodyFraming, BodyKind
+from edgeproxy.core.framing import (
+    UNFRAMED,
+    BodyFraming,
+    BodyKind,
+    UnframedFields,
+    length_describes_representation,
+)
 from edgeproxy.core.message import (
     HeaderPair,
     Headers,
@@ -29,6 +35,7 @@ from edgeproxy.core.message import (
     ResponseHead,
     headers_of,
 )
+from edgeproxy.core.rewrite import LOCATION_FIELDS
 
 _CONNECTION = b"connection"
 _UPGRADE = b"upgrade"
@@ -62,6 +69,11 @@ _REQUEST_SPECIAL = _REQUEST_HOP_BY_HOP | _FORWARDING | {b"host", _VIA}
 _CONTENT_LENGTH = frozenset({b"content-length"})
 _FRAMED_REQUEST_SPECIAL = _REQUEST_SPECIAL | _CONTENT_LENGTH
 _RESPONSE_SPECIAL = _RESPONSE_HOP_BY_HOP | {_VIA}
+# The same when the framing fields go here too: Content-Length is dropped (or
+# noted, where it stays), Date and the fields with URLs to rewrite are noted.
+_DATE = b"date"
+_NOTED = frozenset({_DATE, b"content-length"}) | LOCATION_FIELDS
+_FRAMED_RESPONSE_SPECIAL = _RESPONSE_SPECIAL | _NOTED
 # Connection options that name no other field to remove.
 _PLAIN_OPTIONS = _REQUEST_HOP_BY_HOP | {b"close"}
 # Fields that a Connection option may not remove: dropping them would change the
@@ -303,6 +315,7 @@ def _sort_fields(
     dropped: frozenset[bytes],
     policy: ForwardingPolicy,
     trusted: bool,
+    seen: list[bytes] | None = None,
 ) -> _SortedFields | None:
     """
     Copy the ordinary fields of ``pairs`` to ``kept``; sort out the others.
@@ -311,6 +324,8 @@ def _sort_fields(
     forwarding fields are skipped unless ``trusted``, in which case the ones
     the policy rewrites are collected and the others kept in place (a
     trusted ``X-Forwarded-For`` is always collected, to find the client).
+    With a ``seen`` list, the (lowered) names of the kept fields of
+    ``_NOTED`` (those in ``special``) are added to it.
     Returns ``None`` when nothing was set aside (most messages).
     """
     found: _SortedFields | None = None
@@ -320,6 +335,9 @@ def _sort_fields(
             kept.append(pair)
         elif lname in dropped:
             continue
+        elif seen is not None and lname in _NOTED:
+            kept.append(pair)
+            seen.append(lname)
         elif lname == _CONNECTION:
             # Nearly always a lone "keep-alive", "close" or "upgrade".
             option = pair[1].lower()
@@ -358,19 +376,23 @@ def _sort_without_named(
     policy: ForwardingPolicy,
     trusted: bool,
     also_dropped: frozenset[bytes] = _NONE,
+    seen: list[bytes] | None = None,
 ) -> _SortedFields | None:
     """
     Sort ``pairs`` again without the fields that ``Connection`` names.
 
     ``found`` is what the first pass, which copied to ``kept`` from
-    ``start`` on (dropping ``also_dropped``), set aside.
+    ``start`` on (dropping ``also_dropped``, noting names in ``seen``), set
+    aside.
     """
     named = found.options - _PLAIN_OPTIONS - _PROTECTED
     if not named:
         return found
     dropped = frozenset(named) | also_dropped
     del kept[start:]
-    return _sort_fields(pairs, kept, special | dropped, dropped, policy, trusted)
+    if seen is not None:
+        del seen[:]
+    return _sort_fields(pairs, kept, special | dropped, dropped, policy, trusted, seen)
 
 
 @lru_cache(maxsize=1024)
@@ -508,12 +530,61 @@ def client_response_headers(
     ``Upgrade`` is kept and ``Connection: upgrade`` sent.  ``Via`` is
     extended with ours when ``policy.via`` is on.  Returns new Headers.
     """
+    return headers_of(
+        _response_fields(
+            head, policy, upgrade_passthrough, _RESPONSE_SPECIAL, _NONE, None
+        )
+    )
+
+
+def client_response_fields(
+    head: ResponseHead, policy: ForwardingPolicy, *, request_method: bytes
+) -> tuple[Headers, UnframedFields, bool]:
+    """
+    :func:`client_response_headers` and the framing fields' removal, in one pass.
+
+    For a response other than a 101 to a WebSocket upgrade: the fields that
+    :func:`client_response_headers` returns, but without ``Content-Length``
+    (unless it describes the representation: a ``HEAD`` or 304 response to
+    ``request_method``), as :func:`~edgeproxy.core.framing.frame_response`
+    would drop it.
+
+    :return: the new Headers, what ``frame_response(..., unframed=...)``
+        needs to know of them, and whether a ``Location``,
+        ``Content-Location`` or ``Refresh`` field is among them (whether
+        :func:`~edgeproxy.core.rewrite.rewrite_locations` has work).
+    """
+    dropped = _CONTENT_LENGTH
+    # The usual GET 200 loses its length without a call.
+    if (request_method == b"HEAD" or head.status == 304) and (
+        length_describes_representation(request_method, head.status)
+    ):
+        dropped = _NONE
+    seen: list[bytes] = []
+    kept = _response_fields(
+        head, policy, False, _FRAMED_RESPONSE_SPECIAL, dropped, seen
+    )
+    has_date = _DATE in seen
+    has_length = b"content-length" in seen
+    has_location = len(seen) > has_date + has_length
+    return headers_of(kept), UNFRAMED[has_date][has_length], has_location
+
+
+def _response_fields(
+    head: ResponseHead,
+    policy: ForwardingPolicy,
+    upgrade_passthrough: bool,
+    special: frozenset[bytes],
+    dropped: frozenset[bytes],
+    seen: list[bytes] | None,
+) -> list[HeaderPair]:
+    """The fields for the client (see :func:`_sort_fields` for the rest)."""
     kept: list[HeaderPair] = []
     pairs = head.headers.pairs
-    found = _sort_fields(pairs, kept, _RESPONSE_SPECIAL, _NONE, policy, False)
+    found = _sort_fields(pairs, kept, special, dropped, policy, False, seen)
     if found is not None and found.options:
         found = _sort_without_named(
-            pairs, kept, 0, _RESPONSE_SPECIAL, found, policy, False
+            pairs, kept, 0, special, found, policy, False, dropped, seen
         )
     if (
         upgrade_passthrough
@@ -529,4 +600,4 @@ def client_response_headers(
         if found is not None and found.via:
             via = _folded(found.via, via)
         kept.append((b"Via", via))
-    return headers_of(kept)
+    return kept

@@ -230,7 +230,16 @@ def response_framing(
         else:
             connection.append(value)
     http11 = version == b"1.1"
-    persists = _persists(http11, connection) if connection else http11
+    persists = http11
+    if connection:
+        # A lone "keep-alive" or "close" needs none of the general case's calls.
+        token = connection[0].lower() if len(connection) == 1 else b""
+        if token == b"keep-alive":
+            persists = True
+        elif token == b"close":
+            persists = False
+        else:
+            persists = _persists(http11, connection)
     if request_method == b"HEAD" or status < 200 or status in (204, 304):
         return NO_BODY, persists
     if len(lengths) == 1 and not codings:
@@ -310,6 +319,41 @@ def frame_request(head: RequestHead, body: BodyFraming) -> list[bytes]:
     return _tokens(connection) if connection else connection
 
 
+class UnframedFields(NamedTuple):
+    """
+    What is left in a response head that a pass stripped of its framing fields.
+
+    Such a head has no ``Transfer-Encoding`` or ``Connection`` field, and a
+    ``Content-Length`` only where :func:`length_describes_representation`;
+    :func:`frame_response` given this only adds fields to it.
+
+    :ivar has_date: whether a ``Date`` field is among its fields.
+    :ivar has_length: whether a ``Content-Length`` field was kept.
+    """
+
+    has_date: bool
+    has_length: bool
+
+
+UNFRAMED = (
+    (UnframedFields(False, False), UnframedFields(False, True)),
+    (UnframedFields(True, False), UnframedFields(True, True)),
+)
+"""The four :class:`UnframedFields`, as ``UNFRAMED[has_date][has_length]``."""
+
+
+def length_describes_representation(request_method: bytes, status: int) -> bool:
+    """
+    Whether a response's ``Content-Length`` goes to the client as it is.
+
+    So for a response without a body whose length field describes the
+    representation instead: the answer to ``HEAD`` and a 304 (RFC 9110 8.6).
+    """
+    return (
+        status >= 200 and status != 204 and (request_method == b"HEAD" or status == 304)
+    )
+
+
 def frame_response(
     head: ResponseHead,
     request_method: bytes,
@@ -318,6 +362,7 @@ def frame_response(
     *,
     keep_alive: bool,
     date: bytes = b"",
+    unframed: UnframedFields | None = None,
 ) -> tuple[BodyFraming, bool]:
     """
     Rewrite a response head's framing fields for the client.
@@ -327,6 +372,10 @@ def frame_response(
     :param keep_alive: whether the connection may persist as far as the
         request and the server are concerned.
     :param date: an HTTP-date added as ``Date`` when the head has none.
+    :param unframed: the head's fields were stripped of framing fields
+        already (:func:`~edgeproxy.core.forwarding.client_response_fields`
+        does it in its pass) and hold what this says: they are not looked at
+        again, and the framing fields are added to the head's own list.
     :return: how the body goes to the client, and whether the connection
         persists after it.
 
@@ -341,29 +390,33 @@ def frame_response(
     """
     status = head.status
     no_body = request_method == b"HEAD" or status < 200 or status in (204, 304)
-    keep_length = no_body and status >= 200 and status != 204
+    keep_length = no_body and length_describes_representation(request_method, status)
     received = head.headers.pairs
-    # The fields are copied from the first one dropped on (or all of them at
-    # the end): the head's own list may be shared (a cached response's).
     pairs: list[HeaderPair] | None = None
-    has_date = has_length = False
-    for index, pair in enumerate(received):
-        key = pair[0].lower()
-        if key not in _FRAMED_FIELDS:
-            if pairs is not None:
-                pairs.append(pair)
-        elif key == _DATE or (key == _CONTENT_LENGTH and keep_length):
-            has_date = has_date or key == _DATE
-            has_length = has_length or key == _CONTENT_LENGTH
-            if pairs is not None:
-                pairs.append(pair)
-        else:
-            if key == _CONNECTION and b"close" in _tokens([pair[1]]):
-                keep_alive = False
-            if pairs is None:
-                pairs = received[:index]
-    if pairs is None:
-        pairs = received[:]
+    if unframed is not None:
+        pairs = received
+        has_date, has_length = unframed
+    else:
+        # The fields are copied from the first one dropped on (or all of them
+        # at the end): the head's own list may be shared (a cached response's).
+        has_date = has_length = False
+        for index, pair in enumerate(received):
+            key = pair[0].lower()
+            if key not in _FRAMED_FIELDS:
+                if pairs is not None:
+                    pairs.append(pair)
+            elif key == _DATE or (key == _CONTENT_LENGTH and keep_length):
+                has_date = has_date or key == _DATE
+                has_length = has_length or key == _CONTENT_LENGTH
+                if pairs is not None:
+                    pairs.append(pair)
+            else:
+                if key == _CONNECTION and b"close" in _tokens([pair[1]]):
+                    keep_alive = False
+                if pairs is None:
+                    pairs = received[:index]
+        if pairs is None:
+            pairs = received[:]
     if no_body:
         sent = NO_BODY
         # A HEAD answered here states the length a GET would get.

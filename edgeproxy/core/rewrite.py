@@ -33,7 +33,8 @@ from edgeproxy.core.routing import host_key
 _REFERENCE = re.compile(r"\$(?:(\d)|\{(\w+)\}|(\$))")
 _HTTP_SCHEMES = (b"http", b"https")
 _DEFAULT_PORTS = {b"http": b"80", b"https": b"443"}
-_LOCATION_FIELDS = frozenset({b"location", b"content-location", b"refresh"})
+LOCATION_FIELDS = frozenset({b"location", b"content-location", b"refresh"})
+"""The (lowered) names of the fields :func:`rewrite_locations` rewrites."""
 # "5; url=/next", "0;URL='/x'", "3, /y": the delay and separator, then the URL.
 _REFRESH = re.compile(rb"(\s*[\d.]+\s*[;,]\s*(?:url\s*=\s*)?)(.*)", re.I | re.S)
 _REDIRECT_STATUSES = frozenset({301, 302, 307, 308})
@@ -468,7 +469,7 @@ def rewrite_locations(
     changed: list[tuple[bytes, bytes]] | None = None
     for index, (name, value) in enumerate(pairs):
         lname = name.lower()
-        if lname not in _LOCATION_FIELDS:
+        if lname not in LOCATION_FIELDS:
             continue
         if mapping is None:
             base = public_scheme + b"://" + public_host if public_host else b""

@@ -60,12 +60,13 @@ class MessageReader(Generic[Parser]):
     :ivar target: the request target of the current message.
     :ivar reason: the reason phrase of the current response.
     :ivar in_head: whether a head has begun and is not complete.
+    :ivar on_message_complete: the owner's ``complete``, which httptools
+        calls at the end of a message.
     """
 
     __slots__ = (
         "_begun",
         "_body",
-        "_complete",
         "_first_read_size",
         "_head",
         "_marks",
@@ -82,6 +83,7 @@ class MessageReader(Generic[Parser]):
         "_watching_trailer",
         "headers",
         "in_head",
+        "on_message_complete",
         "parser",
         "reason",
         "target",
@@ -103,7 +105,10 @@ class MessageReader(Generic[Parser]):
         self._begun = begun
         self._head = head
         self._body = body
-        self._complete = complete
+        # llhttp calls the owner at a message's end itself: nothing is left
+        # to note here then (the trailer watch ends with on_chunk_complete,
+        # which llhttp calls after the trailer section too).
+        self.on_message_complete: Callable[[], None] = complete
         self._max_head_size = max_head_size
         self._max_field_count = max_field_count
         self._max_target_length = max_target_length
@@ -237,11 +242,6 @@ class MessageReader(Generic[Parser]):
     def on_chunk_complete(self) -> None:
         """httptools: a chunk (or the trailer section) ended."""
         self._watching_trailer = False
-
-    def on_message_complete(self) -> None:
-        """httptools: the message is complete."""
-        self._watching_trailer = False
-        self._complete()
 
     def _check_trailer(self) -> None:
         if (

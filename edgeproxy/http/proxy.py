@@ -29,11 +29,12 @@ from twisted.python.failure import Failure
 
 from edgeproxy.core.context import RequestContext
 from edgeproxy.core.forwarding import (
+    client_response_fields,
     client_response_headers,
     real_client_address,
     upstream_request_headers,
 )
-from edgeproxy.core.framing import BodyFraming
+from edgeproxy.core.framing import BodyFraming, UnframedFields
 from edgeproxy.core.message import LocalResponse, RequestHead, ResponseHead
 from edgeproxy.core.rewrite import redirect_response, rewrite_locations, rewrite_target
 from edgeproxy.core.routing import effective_host_and_target
@@ -613,30 +614,29 @@ class ProxiedRequest:
         if self._retry_status(response, attempt):
             return
         switching = head.status == 101 and self.websocket
+        specs = route.specs
+        if not switching and self.cache is None:
+            # The usual response: its framing fields go in the same pass, and
+            # Location is looked at only when the pass saw such a field.
+            head.headers, unframed, locations = client_response_fields(
+                head, specs.forwarding, request_method=self.exchange.request.method
+            )
+            if locations and specs.location.enabled:
+                self._rewrite_locations(head, attempt)
+            self.deliver(head, response.framing, response.body, unframed)
+            return
         if switching:
             # The tunnel, not the HTTP exchange, decides when the server is
             # done with: account it when the tunnel closes.
             attempt.tunnelled = True
         head.headers = client_response_headers(
-            head, route.specs.forwarding, upgrade_passthrough=switching
+            head, specs.forwarding, upgrade_passthrough=switching
         )
-        location = route.specs.location
-        if location.enabled:
-            authorities = [attempt.server.authority]
-            if self.host is not None:
-                authorities.append(self.host)
-            head.headers = rewrite_locations(
-                head.headers,
-                location,
-                upstream_authorities=authorities,
-                public_scheme=self.handler.scheme,
-                public_host=self.host,
-            )
+        if specs.location.enabled:
+            self._rewrite_locations(head, attempt)
         if not switching:
-            if self.cache is not None:
-                self.cache.responded(response)
-            else:
-                self.deliver(head, response.framing, response.body)
+            assert self.cache is not None
+            self.cache.responded(response)
             return
         head.headers.pairs.extend(self.context.response_headers.pairs)
 
@@ -651,17 +651,43 @@ class ProxiedRequest:
 
         run_response_filters(route.filters, self.ran, self.context, head, send, broken)
 
+    def _rewrite_locations(self, head: ResponseHead, attempt: _Attempt) -> None:
+        """Make the upstream's own URLs in ``head`` public (``location_rewrite``)."""
+        assert self.route is not None
+        authorities = [attempt.server.authority]
+        if self.host is not None:
+            authorities.append(self.host)
+        head.headers = rewrite_locations(
+            head.headers,
+            self.route.specs.location,
+            upstream_authorities=authorities,
+            public_scheme=self.handler.scheme,
+            public_host=self.host,
+        )
+
     def deliver(
-        self, head: ResponseHead, framing: BodyFraming, body: BodySource | None
+        self,
+        head: ResponseHead,
+        framing: BodyFraming,
+        body: BodySource | None,
+        unframed: UnframedFields | None = None,
     ) -> None:
-        """Answer the client with ``head`` and ``body`` through the response filters."""
+        """
+        Answer the client with ``head`` and ``body`` through the response filters.
+
+        :param unframed: the head's fields are stripped of framing fields (see
+            :meth:`ServerExchange.send_response`), which saves a pass when
+            they go out unchanged.
+        """
         route = self.route
         assert route is not None
         added = self.context.response_headers.pairs
         if added:
+            # Whatever was added is looked at again when the head is framed.
             head.headers.pairs.extend(added)
+            unframed = None
         if not self.ran and (body is None or isinstance(body, BodyStream)):
-            self.exchange.send_response(head, framing, body)
+            self.exchange.send_response(head, framing, body, unframed=unframed)
             return
 
         def send() -> None:

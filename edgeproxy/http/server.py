@@ -223,10 +223,13 @@ class HTTPServerProtocol(FlowControlledProtocol):
         self._active = None
         self._producer = None
         self._served += 1
-        if keep_alive:
+        if not keep_alive:
+            self._close()
+        elif self._queue or self._pending_error is not None or self._dispatching:
             self._dispatch()
         else:
-            self._close()
+            # Nothing waits (the usual keep-alive case): only the idle timer.
+            self._update_reading()
 
     def response_aborted(self, exchange: ServerExchange) -> None:
         """Drop the connection."""

@@ -28,6 +28,7 @@ from edgeproxy.core.framing import (
     BodyKind,
     FramingError,
     RequestFraming,
+    UnframedFields,
     chunk,
     fixed_length,
     frame_response,
@@ -209,7 +210,7 @@ class ServerExchange:
             :class:`~edgeproxy.http.body.BodyStream`): paused while the
             client's socket is full, stopped if the client goes away.
         """
-        data = self._start(head, framing, producer, "send_head")
+        data = self._start(head, framing, producer, "send_head", None)
         if data:
             self._connection.write(data)
             self._connection.response_started(self, producer)
@@ -220,6 +221,7 @@ class ServerExchange:
         framing: BodyFraming,
         producer: IPushProducer | None,
         what: str,
+        unframed: UnframedFields | None,
     ) -> bytes:
         """Frame ``head`` and start streaming; its bytes, or none if refused."""
         if self._state != _WAITING or head.status < 200:
@@ -234,6 +236,7 @@ class ServerExchange:
             framing,
             keep_alive=self._may_persist(),
             date=connection.http_date(),
+            unframed=unframed,
         )
         kind = sent.kind
         if kind is BodyKind.LENGTH:
@@ -329,7 +332,12 @@ class ServerExchange:
         self._connection.response_finished(self, self._keep_alive)
 
     def send_response(
-        self, head: ResponseHead, framing: BodyFraming, body: BodyStream | None
+        self,
+        head: ResponseHead,
+        framing: BodyFraming,
+        body: BodyStream | None,
+        *,
+        unframed: UnframedFields | None = None,
     ) -> None:
         """
         Relay a whole streamed response: the head, then ``body`` as it comes.
@@ -338,8 +346,14 @@ class ServerExchange:
         ``body.start(self)`` (or :meth:`finish` when ``body`` is ``None``),
         except that the head is written together with the first piece of the
         body when the body has one ready.
+
+        :param unframed: the head's fields were stripped of framing fields
+            already, and their list is ours to extend
+            (:func:`~edgeproxy.core.forwarding.client_response_fields`): only
+            the framing fields are added (see
+            :func:`~edgeproxy.core.framing.frame_response`).
         """
-        data = self._start(head, framing, body, "send_response")
+        data = self._start(head, framing, body, "send_response", unframed)
         if not data:
             return
         connection = self._connection

@@ -9,6 +9,7 @@ import pytest
 from edgeproxy.core.addresses import AddressSet
 from edgeproxy.core.forwarding import (
     ForwardingPolicy,
+    client_response_fields,
     client_response_headers,
     forwarded_node,
     real_client_address,
@@ -20,6 +21,7 @@ from edgeproxy.core.framing import (
     BodyFraming,
     fixed_length,
     frame_request,
+    frame_response,
 )
 from edgeproxy.core.message import HeaderPair, Headers, RequestHead, ResponseHead
 
@@ -736,3 +738,67 @@ def test_framing_in_the_same_pass(received: Pairs, body: BodyFraming) -> None:
     tokens = frame_request(RequestHead(b"POST", b"/", plain), body)
     assert framed.pairs == plain.pairs
     assert tokens == []
+
+
+_RESPONSE_CASES = [
+    pytest.param(
+        [
+            (b"Server", b"nginx"),
+            (b"Date", b"Mon, 01 Jan 2024 00:00:00 GMT"),
+            (b"Content-Length", b"12"),
+            (b"Connection", b"keep-alive"),
+        ],
+        id="nginx",
+    ),
+    pytest.param([(b"X-A", b"1")], id="no Date"),
+    pytest.param(
+        [(b"Transfer-Encoding", b"chunked"), (b"Via", b"1.0 backend")], id="chunked"
+    ),
+    pytest.param(
+        [
+            (b"Connection", b"close, X-Internal, Date"),
+            (b"X-Internal", b"1"),
+            (b"Date", b"Mon, 01 Jan 2024 00:00:00 GMT"),
+            (b"content-length", b"12"),
+            (b"Location", b"/next"),
+        ],
+        id="Connection names Date",
+    ),
+    pytest.param(
+        [(b"Content-Location", b"/a"), (b"Content-Length", b"3")],
+        id="Content-Location",
+    ),
+    pytest.param([(b"refresh", b"0; url=/b")], id="Refresh"),
+]
+
+
+@pytest.mark.parametrize("received", _RESPONSE_CASES)
+@pytest.mark.parametrize(
+    ("method", "status", "body"),
+    [
+        (b"GET", 200, fixed_length(12)),
+        (b"GET", 200, CHUNKED),
+        (b"HEAD", 200, NO_BODY),
+        (b"GET", 304, NO_BODY),
+        (b"GET", 204, NO_BODY),
+    ],
+)
+def test_framing_of_a_response_in_the_same_pass(
+    received: Pairs, method: bytes, status: int, body: BodyFraming
+) -> None:
+    """One pass and a framing without a scan send what the two passes sent."""
+    policy = ForwardingPolicy()
+    head = ResponseHead(status, b"", Headers(received))
+    plain = ResponseHead(status, b"", client_response_headers(head, policy))
+    expected = frame_response(plain, method, b"1.1", body, keep_alive=True, date=b"now")
+    fields, unframed, locations = client_response_fields(
+        head, policy, request_method=method
+    )
+    framed = ResponseHead(status, b"", fields)
+    result = frame_response(
+        framed, method, b"1.1", body, keep_alive=True, date=b"now", unframed=unframed
+    )
+    assert (result, framed.headers.pairs) == (expected, plain.headers.pairs)
+    named = {name.lower() for name, _ in plain.headers.pairs}
+    assert locations == bool(named & {b"location", b"content-location", b"refresh"})
+    assert head.headers.pairs == received, "the response head must not change"

@@ -8,6 +8,7 @@ from edgeproxy.core.framing import (
     CHUNKED,
     LAST_CHUNK,
     NO_BODY,
+    UNFRAMED,
     UNTIL_CLOSE,
     BodyFraming,
     BodyKind,
@@ -19,6 +20,7 @@ from edgeproxy.core.framing import (
     frame_request,
     frame_response,
     inspect_request,
+    length_describes_representation,
     response_body_framing,
     response_framing,
 )
@@ -250,6 +252,10 @@ def test_response_framing_refuses_what_response_body_framing_refuses(
         (b"GET", 200, b"1.0", (b"keep-alive",), True),
         (b"HEAD", 200, b"1.1", (b"close",), False),
         (b"GET", 204, b"1.0", (b"Keep-Alive",), True),
+        (b"GET", 200, b"1.0", (b"CLOSE",), False),
+        (b"GET", 200, b"1.0", (b"keep-alive, Upgrade",), True),
+        (b"GET", 200, b"1.1", (b"upgrade",), True),
+        (b"GET", 200, b"1.0", (b"upgrade",), False),
     ],
 )
 def test_response_framing_persistence(
@@ -323,6 +329,54 @@ def test_frame_response_leaves_a_held_list_alone() -> None:
             (b"Content-Length", b"3"),
             (b"Connection", b"close"),
         ]
+
+
+@pytest.mark.parametrize(
+    ("has_date", "has_length", "added"),
+    [
+        (True, False, [(b"Content-Length", b"3")]),
+        (False, False, [(b"Content-Length", b"3"), (b"Date", b"now")]),
+    ],
+)
+def test_frame_response_of_unframed_fields(
+    has_date: bool, has_length: bool, added: list[tuple[bytes, bytes]]
+) -> None:
+    """With unframed=, the head's own list is only extended, as the note says."""
+    fields = [HOST, (b"Date", b"then")] if has_date else [HOST]
+    held = list(fields)
+    head = ResponseHead(200, b"OK", Headers())
+    head.headers.pairs = held
+    sent = frame_response(
+        head,
+        b"GET",
+        b"1.1",
+        fixed_length(3),
+        keep_alive=True,
+        date=b"now",
+        unframed=UNFRAMED[has_date][has_length],
+    )
+    assert sent == (fixed_length(3), True)
+    assert head.headers.pairs is held
+    assert held == [*fields, *added]
+
+
+@pytest.mark.parametrize(
+    ("method", "status", "kept"),
+    [
+        (b"HEAD", 200, True),
+        (b"GET", 304, True),
+        (b"HEAD", 304, True),
+        (b"GET", 200, False),
+        (b"HEAD", 204, False),
+        (b"HEAD", 101, False),
+        (b"POST", 404, False),
+    ],
+)
+def test_length_describes_representation(
+    method: bytes, status: int, kept: bool
+) -> None:
+    """Only HEAD and 304 answers keep the Content-Length they came with."""
+    assert length_describes_representation(method, status) is kept
 
 
 _RECEIVED = [

@@ -121,6 +121,17 @@ def test_a_slow_chunked_body_is_not_a_trailer() -> None:
     assert b"".join(e for e in recorder.events if isinstance(e, bytes)) == b"x" * 500
 
 
+def test_what_follows_a_trailer_is_not_a_trailer() -> None:
+    """The trailer watch ends with its section: line ends after it are not counted."""
+    reader, recorder = make_reader()
+    reader.feed(b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n")
+    reader.feed(b"0\r\nX: t\r\n\r\n")
+    for _ in range(200):
+        reader.feed(b"\r\n")
+    reader.feed(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+    assert recorder.events.count("complete") == 2
+
+
 def test_callback_refusal_surfaces_from_feed() -> None:
     """An owner callback's MessageError stops the parser and reaches the caller."""
     recorder = Recorder()

@@ -12,6 +12,7 @@ from twisted.internet.testing import MemoryReactorClock, StringTransport
 from edgeproxy.core.framing import (
     CHUNKED,
     NO_BODY,
+    UNFRAMED,
     UNTIL_CLOSE,
     BodyFraming,
     fixed_length,
@@ -290,6 +291,23 @@ def test_send_response_without_body(clock: MemoryReactorClock) -> None:
     )
     assert not exchange.closed
     assert exchange.responded
+
+
+def test_send_response_of_unframed_fields(clock: MemoryReactorClock) -> None:
+    """An unframed head gets only the framing fields, persistence decided here."""
+    exchange, transport = exchange_for(
+        clock, b"GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"
+    )
+    head = ResponseHead(200, b"OK", Headers([(b"Date", b"then")]))
+    body = BodyStream(Origin(), 1024)
+    body.feed(b"hello")
+    body.end()
+    exchange.send_response(head, fixed_length(5), body, unframed=UNFRAMED[True][False])
+    assert transport.value() == (
+        b"HTTP/1.1 200 OK\r\nDate: then\r\nContent-Length: 5\r\n"
+        b"Connection: close\r\n\r\nhello"
+    )
+    assert transport.disconnecting
 
 
 def test_early_response_closes_the_connection(clock: MemoryReactorClock) -> None:
