@@ -27,6 +27,7 @@ connect until the tunnel ends; its latency is the connect time.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, cast
 
 from twisted.internet.interfaces import (
     IAddress,
@@ -63,6 +64,11 @@ from edgeproxy.upstream.server_list import format_address
 _log = Logger()
 
 _PROXY_HEADER_BUILDERS = {"v1": build_v1, "v2": build_v2}
+
+# Client addresses repeat (a few load balancers, clients reconnecting), and
+# parsing one costs more than the rest of admission: recent answers are
+# remembered, and simply forgotten when there are this many.
+_HOST_MEMO_LIMIT = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +152,7 @@ class TCPListenerFactory(Factory):
         self.allow = AddressSet(settings.allow)
         self.deny = AddressSet(settings.deny)
         self.counts = counts if counts is not None else ConnectionCounts()
+        self._hosts: dict[str, str] = {}
 
     @property
     def open_connections(self) -> int:
@@ -155,6 +162,18 @@ class TCPListenerFactory(Factory):
     def buildProtocol(self, addr: IAddress | None) -> Protocol:
         """A protocol for one accepted client connection."""
         return _ClientConnection(self)
+
+    def _host_of(self, address: str) -> str:
+        """The canonical form of a client address (IPv4-mapped IPv6 unmapped)."""
+        hosts = self._hosts
+        host = hosts.get(address)
+        if host is None:
+            parsed = parse_address(address)
+            host = address if parsed is None else str(parsed)
+            if len(hosts) >= _HOST_MEMO_LIMIT:
+                hosts.clear()
+            hosts[address] = host
+        return host
 
     def _admits(self, host: str) -> str | None:
         """Why a client at ``host`` is refused, or ``None``; counts it when not."""
@@ -213,8 +232,9 @@ class _ClientConnection(Protocol):
         self._local: SocketAddress | None = None
         self._counted_open = False
         self._counted_host: str | None = None
+        self._host = ""
         self._tunnel: Tunnel | None = None
-        self._tried: set[str] = set()
+        self._tried: frozenset[str] = frozenset()
         self._attempt: _Attempt | None = None
         self._connected: _Attempt | None = None
         self._accepted = 0.0
@@ -226,7 +246,9 @@ class _ClientConnection(Protocol):
         transport = self._transport
         self._accepted = self._clock.seconds()
         self._client = _socket_address(transport.getPeer())
-        self._local = _socket_address(transport.getHost())
+        if self._settings.send_proxy_protocol is not None:
+            # Only a PROXY header sends the local address: skip the syscall.
+            self._local = _socket_address(transport.getHost())
         cap = self._settings.max_connections
         if cap and factory.open_connections >= cap:
             self._refuse(f"{cap} connections are open (max_connections)")
@@ -325,7 +347,7 @@ class _ClientConnection(Protocol):
         if refusal is not None:
             self._refuse(refusal)
             return
-        self._counted_host = host
+        self._counted_host = self._host = host
         idle_timeout = self._settings.idle_timeout or None
         tunnel = Tunnel(self._clock, idle_timeout=idle_timeout, on_close=self._closed)
         self._tunnel = tunnel
@@ -335,10 +357,8 @@ class _ClientConnection(Protocol):
         self._connect_next()
 
     def _client_host(self) -> str:
-        if self._client is None:
-            return ""
-        address = parse_address(self._client[0])
-        return self._client[0] if address is None else str(address)
+        client = self._client
+        return "" if client is None else self._factory._host_of(client[0])
 
     # --- connecting ---------------------------------------------------------------
 
@@ -349,9 +369,9 @@ class _ClientConnection(Protocol):
         pool = self._pool
         now = self._clock.seconds()
         port = self._client[1] if self._client is not None else 0
-        context = RequestContext(self._client_host(), port, started=now)
+        context = RequestContext(self._host, port, started=now)
         try:
-            server = pool.pick(context, now, frozenset(self._tried))
+            server = pool.pick(context, now, self._tried)
         except NoServerAvailable as error:
             _log.warn(
                 "tcp listener {listener}: closing {client}: {reason}",
@@ -397,7 +417,7 @@ class _ClientConnection(Protocol):
         now = self._clock.seconds()
         server = attempt.server
         self._pool.finished(server, now, now - attempt.started, failed=True)
-        self._tried.add(server.key)
+        self._tried |= {server.key}
         _log.warn(
             "tcp listener {listener}: connect to {server} for {client} failed: "
             "{reason}",
@@ -497,6 +517,10 @@ class _ServerConnection(Protocol):
             return
         self._end = end
         end.makeConnection(self.transport)
+        if getattr(self.transport, "protocol", None) is self:
+            # Twisted's own transports call their ``protocol``: the end takes
+            # its place, and the calls below are left for other transports.
+            cast(Any, self.transport).protocol = end
 
     def dataReceived(self, data: bytes) -> None:
         """Relay the server's bytes."""

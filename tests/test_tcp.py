@@ -15,8 +15,9 @@ from twisted.internet.error import (
 from twisted.internet.error import TimeoutError as ConnectTimeout
 from twisted.internet.protocol import Protocol
 from twisted.internet.testing import MemoryReactorClock
-from twisted.logger import capturedLogs
+from twisted.logger import ILogObserver, capturedLogs
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from edgeproxy.access_log.record import SessionRecord
 from edgeproxy.access_log.sink import AccessLog
@@ -112,8 +113,8 @@ def test_a_connection_is_spliced_to_the_picked_server() -> None:
     harness = Harness(TCPListenerSettings(connect_timeout=2.5))
     client, client_transport = harness.client()
     assert harness.connects() == [("10.0.0.1", 5432, 2.5)]
-    assert client_transport.producerState == "paused"
     client.dataReceived(b"*1\r\n$4\r\nPING\r\n")
+    assert client_transport.producerState == "paused"
     server, server_transport = harness.accept()
     assert server_transport.value() == b"*1\r\n$4\r\nPING\r\n"
     assert client_transport.producerState == "producing"
@@ -383,6 +384,7 @@ def test_bad_networks_are_refused_when_the_factory_is_built() -> None:
 # --- the access log ----------------------------------------------------------------
 
 
+@implementer(ILogObserver)
 class SessionRecords:
     """The records an access log publishes, as an observer of it."""
 

@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
+import socket
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import cast
 
 import pytest
+from twisted.internet import tcp
 from twisted.internet.error import ConnectionDone, ConnectionLost
 from twisted.internet.interfaces import (
     IHalfCloseableDescriptor,
     IHalfCloseableProtocol,
     IPushProducer,
 )
-from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.internet.testing import MemoryReactor, MemoryReactorClock, StringTransport
 from twisted.python.failure import Failure
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
-from edgeproxy.tunnel import EndReason, Tunnel, TunnelEnd, TunnelStats
+from edgeproxy.tunnel import READ_SIZE, EndReason, Tunnel, TunnelEnd, TunnelStats
 
 CLEAN = Failure(ConnectionDone())
 RESET = Failure(ConnectionLost())
@@ -370,3 +373,78 @@ def test_stopping_the_producer_does_not_end_the_tunnel() -> None:
     setup = make().splice()
     setup.tunnel.client.stopProducing()
     assert setup.tunnel.reason is None
+
+
+def test_an_end_that_sends_nothing_while_waiting_is_not_paused() -> None:
+    """Before the splice an end is paused by its first bytes, not by attaching."""
+    setup = make()
+    setup.tunnel.client.makeConnection(setup.client)
+    assert setup.client.producerState == "producing"
+    setup.tunnel.client.dataReceived(b"early")
+    assert setup.client.producerState == "paused"
+
+
+@dataclass
+class _ListeningPort:
+    """What a tcp.Server asks of its listening port."""
+
+    _realPortNumber: int = 5433
+
+
+@pytest.fixture
+def plain_tcp() -> Iterator[tuple[tcp.Server, socket.socket]]:
+    """A Twisted TCP transport on one end of a loopback connection, and the other."""
+    with socket.create_server(("127.0.0.1", 0)) as listening:
+        theirs = socket.create_connection(listening.getsockname())
+        ours, _ = listening.accept()
+    transport = tcp.Server(
+        ours,
+        TunnelEnd(make().tunnel),
+        ("peer", 1),
+        cast(tcp.Port, _ListeningPort()),
+        1,
+        MemoryReactor(),
+    )
+    theirs.settimeout(5)
+    yield transport, theirs
+    ours.close()
+    theirs.close()
+
+
+def read_all(peer: socket.socket, transport: tcp.Server, size: int) -> bytes:
+    """Read ``size`` bytes on ``peer``, letting ``transport`` send its queue."""
+    received = b""
+    while len(received) < size:
+        transport.doWrite()
+        received += peer.recv(1 << 20)
+    return received
+
+
+def test_a_plain_tcp_side_is_tuned_and_written_at_once(
+    plain_tcp: tuple[tcp.Server, socket.socket],
+) -> None:
+    """On plain TCP, bytes go to the socket at once; reads are large; no Nagle."""
+    transport, peer = plain_tcp
+    setup = make()
+    setup.tunnel.client.makeConnection(setup.client)
+    setup.tunnel.server.makeConnection(transport)
+    assert transport.bufferSize == READ_SIZE and transport.getTcpNoDelay()
+    setup.tunnel.client.dataReceived(b"now")
+    assert peer.recv(100) == b"now"
+    assert transport.reactor.getWriters() == []
+
+
+def test_what_the_socket_does_not_take_is_sent_later_in_order(
+    plain_tcp: tuple[tcp.Server, socket.socket],
+) -> None:
+    """Bytes the full socket refuses are queued, and later bytes go after them."""
+    transport, peer = plain_tcp
+    setup = make()
+    setup.tunnel.client.makeConnection(setup.client)
+    setup.tunnel.server.makeConnection(transport)
+    bulk = bytes(range(256)) * 16384  # 4 MiB: more than the socket buffers
+    setup.tunnel.client.dataReceived(bulk)
+    assert transport.reactor.getWriters() == [transport]
+    setup.tunnel.client.dataReceived(b"tail")
+    assert read_all(peer, transport, len(bulk) + 4) == bulk + b"tail"
+    assert setup.tunnel.client_to_server == len(bulk) + 4
