@@ -56,7 +56,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
-from twisted.internet import tcp
 from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import (
     IDelayedCall,
@@ -70,6 +69,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from edgeproxy.http.transport import StreamTransport
+from edgeproxy.write_through import plain_tcp_transport, write_through
 
 DEFAULT_PENDING_LIMIT = 256 * 1024
 """Bytes an end keeps while the other end is not attached yet."""
@@ -81,66 +81,6 @@ keeps queued for writing before it pauses the other side.  Measured with
 ``bench/edgebench/profile_tcp.py``: about 40% less CPU per MiB than Twisted's
 64 KiB; 512 KiB or 1 MiB gain nothing more and allocate that much per read.
 """
-
-# The transports written through, and the state of theirs that says whether
-# anything is queued (Twisted's FileDescriptor and tcp.Connection): where one
-# is missing (another Twisted), every write goes through the transport.  It is
-# checked on the first transport of each type.
-_PLAIN_TCP = (tcp.Server, tcp.Client)
-_WRITE_STATE = (
-    "TLS",
-    "_aborting",
-    "_tempDataLen",
-    "_writeDisconnected",
-    "bufferSize",
-    "connected",
-    "dataBuffer",
-    "disconnecting",
-    "socket",
-)
-_writable_types: dict[type, bool] = {}
-
-
-def plain_tcp_transport(transport: object) -> Any:
-    """
-    ``transport`` if it is a plain TCP connection, which can be written through.
-
-    :return: the transport, typed loosely (its queue state is Twisted's
-        private attributes), or ``None`` for TLS, UNIX and test transports.
-    """
-    kind = type(transport)
-    writable = _writable_types.get(kind)
-    if writable is None:
-        writable = _writable_types[kind] = kind in _PLAIN_TCP and all(
-            hasattr(transport, name) for name in _WRITE_STATE
-        )
-    return transport if writable and not cast(Any, transport).TLS else None
-
-
-def write_through(direct: Any, data: bytes) -> bytes:
-    """
-    Send what the socket of ``direct`` takes now, if nothing is queued before.
-
-    :param direct: a transport from :func:`plain_tcp_transport`.
-    :return: the bytes left for ``direct.write`` (all of them when something
-        is queued or the connection is closing), in order after what was sent.
-    """
-    if not direct.connected or (
-        direct._tempDataLen
-        or direct.dataBuffer
-        or direct.disconnecting
-        or direct._aborting
-        or direct._writeDisconnected
-        or direct.TLS
-    ):
-        return data
-    try:
-        sent = direct.socket.send(data)
-    except OSError:
-        # Full (EAGAIN) or broken: the transport meets the error on its own
-        # write and reports it as usual.
-        return data
-    return data[sent:] if sent else data
 
 
 class EndReason(enum.Enum):

@@ -20,7 +20,9 @@ def test_a_short_run_reports_cpu_per_mib_and_per_connection() -> None:
             "-m",
             "edgebench.profile_tcp",
             "--megabytes",
-            "4",
+            # Enough bytes for tens of milliseconds of CPU: getrusage counts
+            # in clock ticks (4 ms on many kernels), and a few MiB can show 0.
+            "64",
             "--connections",
             "50",
             "--concurrency",

@@ -85,9 +85,10 @@ own receiver, as :class:`~.proxy.ProxiedRequest` is)::
 
 Framing fields (``Content-Length``, ``Transfer-Encoding``, ``Connection``) are
 never copied across: both protocols re-derive them from the framing values
-(:mod:`edgeproxy.core.framing`).  On the proxy's usual path that happens in
-the header-policy pass itself (:mod:`edgeproxy.core.forwarding`): the request
-with ``upstream_request_headers(..., body=framing)`` and ``send(...,
+(:mod:`edgeproxy.core.framing`, :mod:`edgeproxy.core.response_framing`).  On
+the proxy's usual path that happens in the header-policy pass itself
+(:mod:`edgeproxy.core.request_fields`, :mod:`edgeproxy.core.response_fields`):
+the request with ``upstream_request_headers(..., body=framing)`` and ``send(...,
 framed=True)``, the response with ``client_response_fields`` and
 ``send_response(..., unframed=...)``, so that no head is scanned twice.  The
 server protocol answers ``Expect: 100-continue`` itself, when the request

@@ -68,6 +68,9 @@ class BodyStream:
     the :class:`~twisted.internet.interfaces.IPushProducer` methods (usually
     by registering the stream as its transport's producer).
 
+    With ``tell_wanted`` off, :meth:`BodyOrigin.body_wanted` is never called
+    (an origin for which it means nothing: an upstream sends unasked).
+
     :ivar received: body bytes fed so far.
     """
 
@@ -81,11 +84,15 @@ class BodyStream:
         "_paused",
         "_sink",
         "_state",
+        "_tell_wanted",
         "received",
     )
 
-    def __init__(self, origin: BodyOrigin, buffer_size: int) -> None:
+    def __init__(
+        self, origin: BodyOrigin, buffer_size: int, *, tell_wanted: bool = True
+    ) -> None:
         self._origin = origin
+        self._tell_wanted = tell_wanted
         self._buffer_size = buffer_size
         self._sink: BodySink | None = None
         self._chunks: deque[bytes] = deque()
@@ -162,7 +169,7 @@ class BodyStream:
         self._sink = sink
         if self._state == _STOPPED:
             return
-        if self._state == _OPEN:
+        if self._state == _OPEN and self._tell_wanted:
             self._origin.body_wanted()
         self._flush(sink)
 

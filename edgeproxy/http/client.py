@@ -42,9 +42,9 @@ from edgeproxy.core.framing import (
     chunk,
     connection_tokens,
     frame_request,
-    response_framing,
 )
 from edgeproxy.core.message import RequestHead, ResponseHead, headers_of
+from edgeproxy.core.response_framing import response_framing
 from edgeproxy.errors import BadGateway, GatewayTimeout
 from edgeproxy.http.body import BodyStream
 from edgeproxy.http.deadline import Deadline
@@ -275,7 +275,7 @@ class HTTPClientProtocol(FlowControlledProtocol):
             the connection is closed already).
         :param framed: the head's framing fields match ``framing`` already and
             it has no ``Connection`` field (as
-            :func:`~edgeproxy.core.forwarding.upstream_request_headers` makes
+            :func:`~edgeproxy.core.request_fields.upstream_request_headers` makes
             it with ``body=framing``, but for a WebSocket upgrade): it is sent
             as it is.
         :raises RuntimeError: when a request is already in progress.
@@ -435,7 +435,11 @@ class HTTPClientProtocol(FlowControlledProtocol):
             self._fail(None)
 
     def body_wanted(self) -> None:
-        """Nothing to do: an upstream sends its body unasked."""
+        """
+        Nothing to do: an upstream sends its body unasked.
+
+        (Never called: the response's stream is made with ``tell_wanted`` off.)
+        """
 
     # --- the request body writer's calls (and write, inherited) -------------
 
@@ -484,7 +488,7 @@ class HTTPClientProtocol(FlowControlledProtocol):
         body = None
         # framing.has_body, without a call.
         if framing.length or kind is BodyKind.CHUNKED or kind is BodyKind.UNTIL_CLOSE:
-            body = BodyStream(self, self._settings.body_buffer_size)
+            body = BodyStream(self, self._settings.body_buffer_size, tell_wanted=False)
         self._response = UpstreamResponse(
             ResponseHead(status, reader.reason, headers, version), framing, body
         )

@@ -27,15 +27,16 @@ from twisted.internet.defer import CancelledError, Deferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from edgeproxy.core.client_address import real_client_address
 from edgeproxy.core.context import RequestContext
-from edgeproxy.core.forwarding import (
+from edgeproxy.core.framing import BodyFraming
+from edgeproxy.core.message import LocalResponse, RequestHead, ResponseHead
+from edgeproxy.core.request_fields import upstream_request_headers
+from edgeproxy.core.response_fields import (
     client_response_fields,
     client_response_headers,
-    real_client_address,
-    upstream_request_headers,
 )
-from edgeproxy.core.framing import BodyFraming, UnframedFields
-from edgeproxy.core.message import LocalResponse, RequestHead, ResponseHead
+from edgeproxy.core.response_framing import UnframedFields
 from edgeproxy.core.rewrite import redirect_response, rewrite_locations, rewrite_target
 from edgeproxy.core.routing import effective_host_and_target
 from edgeproxy.errors import GatewayTimeout, NoServerAvailable, UpstreamError
@@ -186,7 +187,8 @@ class ProxiedRequest:
             exchange.client_host,
             exchange.client_port,
             exchange.request,
-            started=handler.reactor.seconds(),
+            # The head's arrival: the same call stack, so no clock read.
+            started=exchange.received_at,
         )
         self.ran = 0
         self.tried: set[str] = set()

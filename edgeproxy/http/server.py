@@ -47,10 +47,10 @@ from edgeproxy.core.framing import (
     BodyKind,
     FramingError,
     fixed_length,
-    frame_response,
     inspect_request,
 )
 from edgeproxy.core.message import LocalResponse, RequestHead, ResponseHead, headers_of
+from edgeproxy.core.response_framing import frame_response
 from edgeproxy.http.access import ExchangeLogger
 from edgeproxy.http.body import BodyStream
 from edgeproxy.http.deadline import Deadline

@@ -28,12 +28,11 @@ from edgeproxy.core.framing import (
     BodyKind,
     FramingError,
     RequestFraming,
-    UnframedFields,
     chunk,
     fixed_length,
-    frame_response,
 )
 from edgeproxy.core.message import Headers, LocalResponse, RequestHead, ResponseHead
+from edgeproxy.core.response_framing import UnframedFields, frame_response
 from edgeproxy.http.body import BodyStream
 from edgeproxy.http.wire import CONTINUE, response_bytes
 
@@ -349,9 +348,9 @@ class ServerExchange:
 
         :param unframed: the head's fields were stripped of framing fields
             already, and their list is ours to extend
-            (:func:`~edgeproxy.core.forwarding.client_response_fields`): only
+            (:func:`~edgeproxy.core.response_fields.client_response_fields`): only
             the framing fields are added (see
-            :func:`~edgeproxy.core.framing.frame_response`).
+            :func:`~edgeproxy.core.response_framing.frame_response`).
         """
         data = self._start(head, framing, body, "send_response", unframed)
         if not data:

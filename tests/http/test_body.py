@@ -182,6 +182,18 @@ def test_body_wanted_only_while_the_body_is_open(
     assert sink.finished
 
 
+@pytest.mark.parametrize(("tell_wanted", "calls"), [(True, ["wanted"]), (False, [])])
+def test_body_wanted_told_only_when_asked_for(
+    origin: RecordingOrigin, sink: RecordingSink, tell_wanted: bool, calls: list[str]
+) -> None:
+    """An open body's start tells the origin, unless made with tell_wanted off."""
+    stream = BodyStream(origin, 100, tell_wanted=tell_wanted)
+    stream.start(sink)
+    stream.feed(b"abc")
+    assert origin.calls == calls
+    assert sink.data == b"abc"
+
+
 def test_pause_during_delivery_stops_the_flush(origin: RecordingOrigin) -> None:
     """A sink whose transport fills up mid-flush gets nothing more until resumed."""
     stream = BodyStream(origin, 1)

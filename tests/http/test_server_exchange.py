@@ -12,12 +12,12 @@ from twisted.internet.testing import MemoryReactorClock, StringTransport
 from edgeproxy.core.framing import (
     CHUNKED,
     NO_BODY,
-    UNFRAMED,
     UNTIL_CLOSE,
     BodyFraming,
     fixed_length,
 )
 from edgeproxy.core.message import Headers, LocalResponse, ResponseHead
+from edgeproxy.core.response_framing import UNFRAMED
 from edgeproxy.http.body import BodyStream
 from edgeproxy.http.server import HTTPServerProtocol
 from edgeproxy.http.server_exchange import ServerExchange
