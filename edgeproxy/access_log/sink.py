@@ -6,7 +6,8 @@ publisher of its own (not the global one, so access lines never reach the
 process's log and the process's log never reaches the access log).  The HTTP
 listeners hand it records; every observer on its publisher sees them as
 events with the record under ``"record"``.  A third party may add observers
-(to ship lines elsewhere) with ``access_log.publisher.addObserver``.
+(to ship lines elsewhere) with :meth:`AccessLog.add_observer`, which also
+turns record-making on.
 
 :class:`AccessLogFile` is the observer that ``access_log = PATH`` sets up: it
 appends one line per event to a file, opened with ``O_APPEND`` so that several
