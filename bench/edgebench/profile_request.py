@@ -349,6 +349,37 @@ def cpu_per_request(body_size: int, count: int, repeat: int) -> float:
     return 1e6 * best / count
 
 
+def callgrind_per_unit(
+    command: Callable[[int], list[str]], amount: int, timeout: float | None = None
+) -> float:
+    """
+    Instructions per unit of work: callgrind on ``command(amount)`` and
+    ``command(2 * amount)``, the difference divided by ``amount`` (start-up
+    and shutdown cancel out).
+    """
+    totals = []
+    for run in (amount, 2 * amount):
+        with tempfile.TemporaryDirectory() as directory:
+            done = subprocess.run(
+                [
+                    "valgrind",
+                    "--tool=callgrind",
+                    f"--callgrind-out-file={directory}/out",
+                    *command(run),
+                ],
+                capture_output=True,
+                text=True,
+                env={**os.environ, "PYTHONHASHSEED": "0"},
+                check=True,
+                timeout=timeout,
+            )
+        found = re.search(r"Collected : (\d+)", done.stderr)
+        if found is None:
+            raise RuntimeError(f"no callgrind total in:\n{done.stderr}")
+        totals.append(int(found.group(1)))
+    return (totals[1] - totals[0]) / amount
+
+
 def instructions(body_size: int, count: int, mode: list[str]) -> float:
     """
     Instructions per request: callgrind on ``count`` and ``2 * count`` requests.
@@ -357,33 +388,20 @@ def instructions(body_size: int, count: int, mode: list[str]) -> float:
     sockets (the proxy's user-space instructions only: the load generator
     runs outside valgrind, and the kernel's work is not counted).
     """
-    totals = []
-    for run in (count, 2 * count):
-        with tempfile.TemporaryDirectory() as directory:
-            done = subprocess.run(
-                [
-                    "valgrind",
-                    "--tool=callgrind",
-                    f"--callgrind-out-file={directory}/out",
-                    sys.executable,
-                    "-m",
-                    "edgebench.profile_request",
-                    "--only-run",
-                    str(run),
-                    "--body-size",
-                    str(body_size),
-                    *mode,
-                ],
-                capture_output=True,
-                text=True,
-                env={**os.environ, "PYTHONHASHSEED": "0"},
-                check=True,
-            )
-        found = re.search(r"Collected : (\d+)", done.stderr)
-        if found is None:
-            raise RuntimeError(f"no callgrind total in:\n{done.stderr}")
-        totals.append(int(found.group(1)))
-    return (totals[1] - totals[0]) / count
+
+    def command(run: int) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "edgebench.profile_request",
+            "--only-run",
+            str(run),
+            "--body-size",
+            str(body_size),
+            *mode,
+        ]
+
+    return callgrind_per_unit(command, count)
 
 
 # --- loopback: real sockets, real reactor ---------------------------------------

@@ -34,19 +34,17 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import os
 import re
 import resource
 import statistics
 import subprocess
 import sys
-import tempfile
 import textwrap
 import time
 from dataclasses import dataclass
 from typing import Any
 
-from edgebench.profile_request import hot_spots
+from edgebench.profile_request import callgrind_per_unit, hot_spots
 from edgeproxy.config.loader import parse_config
 from edgeproxy.registry import discover
 from edgeproxy.snapshot import SnapshotHolder, build_snapshot
@@ -253,33 +251,19 @@ def measure(
 
 def instructions(mode: str, amount: int, concurrency: int) -> float:
     """Proxy instructions per unit: callgrind on ``amount`` and ``2 * amount``."""
-    totals = []
-    for run in (amount, 2 * amount):
-        with tempfile.TemporaryDirectory() as directory:
-            done = subprocess.run(
-                [
-                    "valgrind",
-                    "--tool=callgrind",
-                    f"--callgrind-out-file={directory}/out",
-                    *_command(),
-                    "--only-run",
-                    mode,
-                    "--amount",
-                    str(run),
-                    "--concurrency",
-                    str(concurrency),
-                ],
-                capture_output=True,
-                text=True,
-                env={**os.environ, "PYTHONHASHSEED": "0"},
-                check=True,
-                timeout=600,
-            )
-        found = re.search(r"Collected : (\d+)", done.stderr)
-        if found is None:
-            raise RuntimeError(f"no callgrind total in:\n{done.stderr}")
-        totals.append(int(found.group(1)))
-    return (totals[1] - totals[0]) / amount
+
+    def command(run: int) -> list[str]:
+        return [
+            *_command(),
+            "--only-run",
+            mode,
+            "--amount",
+            str(run),
+            "--concurrency",
+            str(concurrency),
+        ]
+
+    return callgrind_per_unit(command, amount, timeout=600)
 
 
 def _command() -> list[str]:
